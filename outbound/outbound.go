@@ -1,0 +1,75 @@
+// Package outbound holds the registry of outbound protocols. Each protocol
+// lives in its own folder and registers a Factory by name in init; adding a
+// protocol touches only that folder (and the import list in package all).
+package outbound
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+)
+
+// Outbound dials connections. The mptp outbound uses other outbounds as its
+// actors: each actor dials one path to the MPTP server.
+type Outbound interface {
+	Tag() string
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Context is what a Factory gets besides its settings.
+type Context struct {
+	Tag string
+	// Path names the outbound in the config, for errors: "outbounds[2]".
+	Path string
+	// Lookup returns another outbound by tag (building it if needed). It
+	// fails for unknown tags and for cycles.
+	Lookup func(tag string) (Outbound, error)
+	// Warn records a non-fatal problem, such as an unknown key.
+	Warn func(msg string)
+}
+
+// Factory builds an outbound from its settings (nil when absent).
+type Factory func(ctx *Context, settings json.RawMessage) (Outbound, error)
+
+var (
+	mu        sync.Mutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a protocol available by name. It panics on duplicates.
+func Register(protocol string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[protocol]; dup {
+		panic("outbound: duplicate protocol " + protocol)
+	}
+	factories[protocol] = f
+}
+
+// Lookup returns the factory for protocol.
+func Lookup(protocol string) (Factory, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	f, ok := factories[protocol]
+	return f, ok
+}
+
+// Protocols lists registered protocol names, sorted.
+func Protocols() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Unknown is the error for a protocol nobody registered.
+func Unknown(protocol string) error {
+	return fmt.Errorf("unknown protocol %q (known: %v)", protocol, Protocols())
+}
