@@ -1,0 +1,84 @@
+package session
+
+import "time"
+
+// estimator tracks what one path can do: its round-trip time (from
+// PING/PONG, so it includes the queue in front of new data) and its
+// delivery rate (from the peer's per-path received counts).
+type estimator struct {
+	srtt, rttvar time.Duration
+	minRTT       time.Duration
+	measured     bool
+
+	rate      float64 // bytes per second: the best recent sample
+	samples   [8]float64
+	next      int
+	acc       uint64
+	lastStamp time.Time
+}
+
+const (
+	defaultRTT = 100 * time.Millisecond
+	minCwnd    = 256 << 10
+)
+
+func (e *estimator) init(rtt time.Duration) {
+	e.srtt, e.minRTT = defaultRTT, defaultRTT
+	if rtt > 0 {
+		e.srtt, e.minRTT, e.rttvar = rtt, rtt, rtt/2
+	}
+	e.lastStamp = time.Now()
+}
+
+// rtt folds in a sample the way RFC 6298 smooths TCP's.
+func (e *estimator) rtt(sample time.Duration) {
+	if !e.measured {
+		e.srtt, e.rttvar, e.minRTT, e.measured = sample, sample/2, sample, true
+		return
+	}
+	d := e.srtt - sample
+	if d < 0 {
+		d = -d
+	}
+	e.rttvar = (3*e.rttvar + d) / 4
+	e.srtt = (7*e.srtt + sample) / 8
+	e.minRTT = min(e.minRTT, sample)
+}
+
+// delivered records that the peer got n more bytes over this path.
+func (e *estimator) delivered(n, inflight uint64) {
+	e.acc += n
+	now := time.Now()
+	elapsed := now.Sub(e.lastStamp)
+	if elapsed < max(e.srtt, 10*time.Millisecond) {
+		return
+	}
+	e.samples[e.next] = float64(e.acc) / elapsed.Seconds()
+	e.next = (e.next + 1) % len(e.samples)
+	e.acc, e.lastStamp = 0, now
+	e.rate = 0
+	for _, r := range e.samples {
+		e.rate = max(e.rate, r)
+	}
+}
+
+// cwnd is how many bytes may be in flight on the path: twice what it
+// delivers in one unloaded round trip, so that it can grow, and no less
+// than a floor that lets a new path start.
+func (e *estimator) cwnd() uint64 {
+	return max(minCwnd, uint64(2*e.rate*e.minRTT.Seconds()))
+}
+
+// deliveryTime is when n more bytes written now should reach the peer:
+// half a round trip, plus the wait for room if the path is full.
+func (e *estimator) deliveryTime(inflight, n uint64) time.Duration {
+	t := e.srtt / 2
+	if over := inflight + n; over > e.cwnd() {
+		rate := e.rate
+		if rate <= 0 {
+			rate = float64(e.cwnd()) / e.srtt.Seconds()
+		}
+		t += time.Duration(float64(over-e.cwnd()) / rate * float64(time.Second))
+	}
+	return t
+}

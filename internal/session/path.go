@@ -1,0 +1,372 @@
+package session
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/mptp/mptp/internal/wire"
+)
+
+// path is one sub-connection of a session. Its fields are guarded by the
+// session's mutex, except conn and wake.
+type path struct {
+	s    *Session
+	conn net.Conn
+	name string
+	ctr  *Counters
+	wake chan struct{}
+	done chan struct{}
+	err  error
+
+	closing bool // the session is over: flush, then close
+	dead    bool
+	rstSent bool
+	live    int // goroutines of this path still running
+
+	// Send side: DATA payload bytes written here, and how many of them the
+	// peer reports it received on this path.
+	sent, delivered uint64
+	finSent         bool
+	cursor          uint64 // redundant scheduler: next offset to send here
+
+	// Receive side.
+	rcvd, rcvdAcked uint64
+	ackDue          bool
+	pongDue         bool
+	pongTS          uint64
+	lastPing        time.Time
+
+	est estimator
+}
+
+// Path is the handle AddPath returns.
+type Path struct{ p *path }
+
+// Done is closed when the path has ended.
+func (h Path) Done() <-chan struct{} { return h.p.done }
+
+// Err is why the path ended; nil if the session finished cleanly.
+func (h Path) Err() error {
+	<-h.p.done
+	return h.p.err
+}
+
+// AddPath adds a sub-connection whose handshake is done. name groups paths
+// in stats and logs (the actor's tag); rtt, if known, seeds the estimator.
+func (s *Session) AddPath(conn net.Conn, name string, rtt time.Duration) (Path, error) {
+	p := &path{
+		s:    s,
+		conn: conn,
+		name: name,
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
+		live: 2,
+	}
+	p.est.init(rtt)
+	s.mu.Lock()
+	if s.err != nil || s.finished || s.ended {
+		s.mu.Unlock()
+		return Path{}, errSessionEnded
+	}
+	ctr := s.counters[name]
+	if ctr == nil {
+		ctr = &Counters{Name: name}
+		s.counters[name] = ctr
+	}
+	p.ctr = ctr
+	ctr.Joins++
+	p.cursor = s.send.una
+	p.ackDue = true // tell the peer at once where this side stands
+	s.paths = append(s.paths, p)
+	s.running += 2
+	if s.graceTimer != nil {
+		s.graceTimer.Stop()
+	}
+	s.mu.Unlock()
+	setLowWater(conn)
+	go p.readLoop()
+	go p.writeLoop()
+	return Path{p}, nil
+}
+
+// fail removes the path; unacknowledged data it carried goes out again on
+// the others. Called with s.mu held.
+func (p *path) fail(err error) {
+	if p.dead {
+		return
+	}
+	p.dead = true
+	p.err = err
+	s := p.s
+	for i, q := range s.paths {
+		if q == p {
+			s.paths = append(s.paths[:i], s.paths[i+1:]...)
+			break
+		}
+	}
+	if s.err == nil && !s.finished {
+		p.ctr.Fails++
+		if n := s.send.requeue(p); n > 0 {
+			p.ctr.Retransmitted += uint64(n)
+		}
+		s.log.Info("path failed", "path", p.name, "reason", err, "paths_left", len(s.paths))
+		if len(s.paths) == 0 {
+			s.graceTimer = time.AfterFunc(s.cfg.Grace, s.graceExpired)
+		}
+		s.wakeAll()
+	} else if err != nil {
+		p.err = nil // the session was over anyway
+	}
+	p.conn.Close()
+	signal(p.wake)
+}
+
+// exit is called by each of the path's two goroutines as it returns.
+func (p *path) exit() {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running--
+	p.live--
+	if p.live == 0 {
+		p.fail(nil)
+		close(p.done)
+	}
+	s.maybeEnd()
+}
+
+func (p *path) readLoop() {
+	defer p.exit()
+	br := bufio.NewReaderSize(p.conn, 64<<10)
+	for {
+		f, err := wire.ReadFrame(br, alloc)
+		s := p.s
+		s.mu.Lock()
+		if err != nil {
+			if errors.Is(err, io.EOF) && (s.finished || s.err != nil) {
+				err = nil
+			}
+			p.fail(err)
+			s.mu.Unlock()
+			return
+		}
+		if herr := p.handle(f, br.Buffered() == 0); herr != nil {
+			s.resetLocked(herr.code, herr.msg, true)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func alloc(n int) []byte { return make([]byte, n) }
+
+type protoErr struct {
+	code uint16
+	msg  string
+}
+
+// handle applies one frame from the peer. Called with s.mu held.
+func (p *path) handle(f wire.Frame, drained bool) *protoErr {
+	s := p.s
+	switch f.Type {
+	case wire.TypeData:
+		n := uint64(len(f.Payload))
+		p.rcvd += n
+		p.ctr.BytesReceived += n
+		if s.readShut {
+			return &protoErr{wire.RstClosed, "data after close"}
+		}
+		got, err := s.recv.Insert(f.Seq, f.Payload)
+		if err != nil {
+			return &protoErr{wire.RstWindow, err.Error()}
+		}
+		if got > 0 {
+			signal(s.readable)
+		}
+		if p.rcvd-p.rcvdAcked >= 64<<10 || drained {
+			p.ackDue = true
+			signal(p.wake)
+		}
+		if s.peerFin {
+			s.checkFinished()
+		}
+	case wire.TypeAck:
+		if f.Ack > s.send.end || f.PathRcvd > p.sent {
+			return &protoErr{wire.RstProtocol, "ACK of bytes never sent"}
+		}
+		s.send.ack(f.Ack)
+		if lim := f.Ack + uint64(f.Wnd); lim > s.peerLimit {
+			s.peerLimit = lim
+		}
+		if f.PathRcvd > p.delivered {
+			p.est.delivered(f.PathRcvd-p.delivered, p.sent-f.PathRcvd)
+			p.delivered = f.PathRcvd
+		}
+		if f.Flags&wire.FlagFinAcked != 0 && s.finReq && f.Ack == s.send.end {
+			s.finAcked = true
+			s.checkFinished()
+		}
+		signal(s.writable)
+		s.wakeAll()
+	case wire.TypeFin:
+		if (s.peerFin && f.Seq != s.peerFinSeq) || f.Seq < s.recv.Next() || f.Seq > s.recv.Limit() {
+			return &protoErr{wire.RstProtocol, "inconsistent FIN"}
+		}
+		s.peerFin, s.peerFinSeq = true, f.Seq
+		p.ackDue = true
+		signal(p.wake)
+		signal(s.readable)
+		s.checkFinished()
+	case wire.TypeRst:
+		s.resetLocked(f.Code, string(f.Payload), false)
+	case wire.TypePing:
+		p.pongDue, p.pongTS = true, f.TS
+		signal(p.wake)
+	case wire.TypePong:
+		now := uint64(time.Since(s.start))
+		if f.TS <= now {
+			p.est.rtt(time.Duration(now - f.TS))
+		}
+	}
+	return nil
+}
+
+func (p *path) writeLoop() {
+	defer p.exit()
+	s := p.s
+	ping := time.NewTimer(s.cfg.PingInterval)
+	defer ping.Stop()
+	var (
+		hdr  = make([]byte, 0, 4096)
+		bufs net.Buffers
+	)
+	for {
+		s.mu.Lock()
+		hdr, bufs = p.collect(hdr[:0], bufs[:0])
+		closing, dead := p.closing, p.dead
+		nextPing := time.Until(p.lastPing.Add(s.cfg.PingInterval))
+		s.mu.Unlock()
+		if len(bufs) > 0 {
+			bb := bufs // WriteTo consumes its receiver
+			if _, err := bb.WriteTo(p.conn); err != nil {
+				s.mu.Lock()
+				p.fail(err)
+				s.mu.Unlock()
+				return
+			}
+			continue
+		}
+		if dead {
+			return
+		}
+		if closing {
+			p.shutdown()
+			return
+		}
+		ping.Reset(nextPing)
+		select {
+		case <-p.wake:
+		case <-ping.C:
+		}
+	}
+}
+
+// shutdown ends the path once the session is over: after an RST, at once;
+// after a clean finish, by half-closing and letting the reader see the
+// peer do the same, so that no byte in flight is cut by a TCP reset.
+func (p *path) shutdown() {
+	s := p.s
+	s.mu.Lock()
+	reset := s.err != nil
+	s.mu.Unlock()
+	if reset {
+		p.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		s.mu.Lock()
+		p.fail(nil)
+		s.mu.Unlock()
+		return
+	}
+	if cw, ok := p.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	s.mu.Lock()
+	p.fail(nil)
+	s.mu.Unlock()
+}
+
+// collect gathers the frames this path should write now. Called with s.mu
+// held; payloads are not copied.
+func (p *path) collect(hdr []byte, bufs net.Buffers) ([]byte, net.Buffers) {
+	s := p.s
+	if p.dead {
+		return hdr, bufs
+	}
+	add := func(start int) {
+		bufs = append(bufs, hdr[start:len(hdr):len(hdr)])
+	}
+	if s.err != nil {
+		if s.sendRst && !p.rstSent {
+			start := len(hdr)
+			hdr = wire.AppendRst(hdr, s.rstCode, s.rstMsg)
+			add(start)
+			p.rstSent = true
+		}
+		return hdr, bufs
+	}
+	if p.pongDue {
+		start := len(hdr)
+		hdr = wire.AppendPing(hdr, wire.TypePong, p.pongTS)
+		add(start)
+		p.pongDue = false
+	}
+	if now := time.Now(); now.Sub(p.lastPing) >= s.cfg.PingInterval {
+		start := len(hdr)
+		hdr = wire.AppendPing(hdr, wire.TypePing, uint64(now.Sub(s.start)))
+		add(start)
+		p.lastPing = now
+	}
+	if p.ackDue {
+		var flags byte
+		if s.peerFin && s.recv.Next() == s.peerFinSeq {
+			flags |= wire.FlagFinAcked
+		}
+		start := len(hdr)
+		hdr = wire.AppendAck(hdr, flags, s.recv.Next(), s.recv.Window(), p.rcvd)
+		add(start)
+		p.ackDue = false
+		p.rcvdAcked = p.rcvd
+		s.advLimit = s.recv.Limit()
+	}
+	if p.closing {
+		return hdr, bufs
+	}
+	batch := 0
+	for batch < maxBatch {
+		c := s.nextChunk(p)
+		if c == nil {
+			break
+		}
+		start := len(hdr)
+		hdr = wire.AppendDataHeader(hdr, c.seq, len(c.data))
+		add(start)
+		bufs = append(bufs, c.data)
+		n := uint64(len(c.data))
+		p.sent += n
+		p.ctr.BytesSent += n
+		batch += len(c.data)
+	}
+	if s.finReq && !p.finSent && s.send.allSent() && !s.finAcked {
+		start := len(hdr)
+		hdr = wire.AppendFin(hdr, s.send.end)
+		add(start)
+		p.finSent = true
+	}
+	return hdr, bufs
+}
+
+// maxBatch bounds the bytes one write call carries, so control frames are
+// not stuck behind a long burst.
+const maxBatch = 256 << 10

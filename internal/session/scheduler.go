@@ -1,0 +1,70 @@
+package session
+
+import "time"
+
+// nextChunk picks the next chunk path p should send, or nil if p should
+// send nothing now. Called with s.mu held.
+//
+// Default: each chunk goes to exactly one path, the one expected to deliver
+// it soonest (lowest delivery time, counting the wait for room on a full
+// path). A slow path thus takes data only when the fast ones are so busy
+// that it would still arrive sooner, and never holds up the stream.
+// Redundant: every chunk on every path; the receiver drops copies.
+func (s *Session) nextChunk(p *path) *chunk {
+	inflight := p.sent - p.delivered
+	if inflight >= p.est.cwnd() {
+		return nil
+	}
+	if s.cfg.Redundant {
+		return s.nextRedundant(p)
+	}
+	if c := s.send.popRetrans(); c != nil {
+		c.sentOn, c.resent = p, true
+		return c
+	}
+	c := s.send.nextNew(s.peerLimit)
+	if c == nil {
+		return nil
+	}
+	n := uint64(len(c.data))
+	mine := p.est.deliveryTime(inflight, n)
+	for _, q := range s.paths {
+		if q != p && !q.closing && clearlySooner(q.est.deliveryTime(q.sent-q.delivered, n), mine) {
+			return nil
+		}
+	}
+	s.send.markSent()
+	c.sentOn = p
+	return c
+}
+
+func (s *Session) nextRedundant(p *path) *chunk {
+	b := &s.send
+	p.cursor = max(p.cursor, b.una)
+	if b.unsent < len(b.chunks) && p.cursor < b.chunks[b.unsent].seq {
+		c := b.from(p.cursor)[0]
+		p.cursor = c.end()
+		return c
+	}
+	if b.unsent >= len(b.chunks) && p.cursor < b.end {
+		cs := b.from(p.cursor)
+		if len(cs) == 0 {
+			return nil
+		}
+		p.cursor = cs[0].end()
+		return cs[0]
+	}
+	c := b.nextNew(s.peerLimit)
+	if c == nil {
+		return nil
+	}
+	b.markSent()
+	p.cursor = c.end()
+	return c
+}
+
+// clearlySooner ignores differences within measurement noise, so that
+// paths of equal speed share the load instead of one taking it all.
+func clearlySooner(a, b time.Duration) bool {
+	return a+a/4+500*time.Microsecond < b
+}

@@ -1,0 +1,129 @@
+package session
+
+import "sort"
+
+// chunk is a piece of the outgoing byte stream. It keeps its boundaries
+// when it is sent again, so a receiver sees the same pieces on every path.
+type chunk struct {
+	seq    uint64
+	data   []byte
+	sentOn *path // nil when never sent, or queued to be sent again
+	resent bool
+}
+
+func (c *chunk) end() uint64 { return c.seq + uint64(len(c.data)) }
+
+// sendBuf holds written bytes until the peer acknowledges them.
+type sendBuf struct {
+	chunks  []*chunk // in order of seq; the first one holds the oldest unacked byte
+	unsent  int      // index in chunks of the first chunk never sent
+	end     uint64   // offset after the last written byte
+	retrans []*chunk // sent on a path that died; sorted by seq
+	una     uint64   // every byte below it is acknowledged
+}
+
+// buffered is the number of bytes written and not yet acknowledged.
+func (b *sendBuf) buffered() int { return int(b.end - b.una) }
+
+// append copies up to n bytes of p into the buffer, filling a last chunk
+// that was never sent before starting a new one.
+func (b *sendBuf) append(p []byte, chunkSize int) {
+	for len(p) > 0 {
+		if last := len(b.chunks) - 1; last >= b.unsent && last >= 0 && len(b.chunks[last].data) < chunkSize {
+			c := b.chunks[last]
+			n := min(chunkSize-len(c.data), len(p))
+			c.data = append(c.data, p[:n]...)
+			p = p[n:]
+			b.end += uint64(n)
+			continue
+		}
+		n := min(chunkSize, len(p))
+		data := make([]byte, n, max(n, min(chunkSize, 4096)))
+		copy(data, p)
+		b.chunks = append(b.chunks, &chunk{seq: b.end, data: data})
+		b.end += uint64(n)
+		p = p[n:]
+	}
+}
+
+// nextNew returns the first chunk never sent, cut so that it ends at or
+// below limit, or nil.
+func (b *sendBuf) nextNew(limit uint64) *chunk {
+	if b.unsent >= len(b.chunks) {
+		return nil
+	}
+	c := b.chunks[b.unsent]
+	if c.seq >= limit {
+		return nil
+	}
+	if c.end() > limit {
+		// The window ends inside the chunk: split it.
+		n := limit - c.seq
+		rest := &chunk{seq: limit, data: append([]byte(nil), c.data[n:]...)}
+		c.data = c.data[:n:n]
+		b.chunks = append(b.chunks, nil)
+		copy(b.chunks[b.unsent+2:], b.chunks[b.unsent+1:])
+		b.chunks[b.unsent+1] = rest
+	}
+	return c
+}
+
+// markSent records that the chunk nextNew returned went out.
+func (b *sendBuf) markSent() { b.unsent++ }
+
+// allSent reports whether every written byte went out at least once and
+// nothing waits to be sent again.
+func (b *sendBuf) allSent() bool { return b.unsent >= len(b.chunks) && len(b.retrans) == 0 }
+
+// ack frees every chunk wholly below upto.
+func (b *sendBuf) ack(upto uint64) {
+	if upto <= b.una {
+		return
+	}
+	b.una = upto
+	i := 0
+	for i < len(b.chunks) && b.chunks[i].end() <= upto {
+		b.chunks[i] = nil
+		i++
+	}
+	if i > 0 {
+		b.chunks = b.chunks[i:]
+		b.unsent = max(0, b.unsent-i)
+	}
+	j := 0
+	for j < len(b.retrans) && b.retrans[j].end() <= upto {
+		j++
+	}
+	b.retrans = b.retrans[j:]
+}
+
+// requeue queues again every unacknowledged chunk last sent on p.
+func (b *sendBuf) requeue(p *path) int {
+	n := 0
+	for _, c := range b.chunks[:b.unsent] {
+		if c.sentOn == p {
+			c.sentOn = nil
+			b.retrans = append(b.retrans, c)
+			n += len(c.data)
+		}
+	}
+	sort.Slice(b.retrans, func(i, j int) bool { return b.retrans[i].seq < b.retrans[j].seq })
+	return n
+}
+
+// popRetrans takes the oldest chunk waiting to be sent again.
+func (b *sendBuf) popRetrans() *chunk {
+	if len(b.retrans) == 0 {
+		return nil
+	}
+	c := b.retrans[0]
+	b.retrans = b.retrans[1:]
+	return c
+}
+
+// from returns the chunks that start at or after seq, for the redundant
+// scheduler, which walks the buffer with a cursor per path.
+func (b *sendBuf) from(seq uint64) []*chunk {
+	i := sort.Search(len(b.chunks), func(i int) bool { return b.chunks[i].end() > seq })
+	return b.chunks[i:]
+}

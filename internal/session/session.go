@@ -1,0 +1,438 @@
+// Package session is mptp's v2 engine: one reliable, ordered byte stream in
+// each direction, carried over any number of paths (sub-connections) that
+// can join and die at any time. It is a net.Conn on both sides.
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mptp/mptp/internal/reorder"
+	"github.com/mptp/mptp/internal/wire"
+)
+
+// Config tunes a session. Zero values take the defaults.
+type Config struct {
+	// RecvWindow caps the bytes held for the application (in order and
+	// out of order). Default 4 MiB.
+	RecvWindow int
+	// SendBuffer caps the bytes written and not yet acknowledged. Default 4 MiB.
+	SendBuffer int
+	// ChunkSize is the largest DATA payload sent. Default 32 KiB.
+	ChunkSize int
+	// PeerWindow is the peer's initial receive window, from the handshake.
+	PeerWindow uint32
+	// Grace is how long the session waits for a path when it has none.
+	// Default 30 s.
+	Grace time.Duration
+	// Linger bounds how long a closed session waits for the peer to
+	// finish. Default 30 s.
+	Linger time.Duration
+	// PingInterval is how often each path measures its RTT. Default 1 s.
+	PingInterval time.Duration
+	// Redundant sends every chunk on every path (lower latency, no
+	// aggregation) instead of each chunk on the path expected to deliver it
+	// soonest.
+	Redundant bool
+	Logger    *slog.Logger
+	// LocalAddr and RemoteAddr are what the Conn methods report.
+	LocalAddr, RemoteAddr net.Addr
+}
+
+func (c *Config) defaults() {
+	if c.RecvWindow <= 0 {
+		c.RecvWindow = 4 << 20
+	}
+	if c.SendBuffer <= 0 {
+		c.SendBuffer = 4 << 20
+	}
+	if c.ChunkSize <= 0 || c.ChunkSize > wire.MaxPayload {
+		c.ChunkSize = 32 << 10
+	}
+	if c.PeerWindow == 0 {
+		c.PeerWindow = 64 << 10
+	}
+	if c.Grace <= 0 {
+		c.Grace = 30 * time.Second
+	}
+	if c.Linger <= 0 {
+		c.Linger = 30 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// ErrReset is wrapped by the errors of a session that was reset.
+var ErrReset = syscall.ECONNRESET
+
+// Session is one multipath connection.
+type Session struct {
+	cfg   Config
+	log   *slog.Logger
+	start time.Time
+
+	mu sync.Mutex
+	// paths are the live paths; counters keeps per-name totals.
+	paths    []*path
+	counters map[string]*Counters
+	running  int // path goroutines alive
+
+	send      sendBuf
+	peerLimit uint64 // the peer accepts bytes below this offset
+	finReq    bool   // CloseWrite was called
+	finAcked  bool   // the peer has every byte up to send.end
+	writeShut bool
+
+	recv       *reorder.Buffer
+	peerFin    bool
+	peerFinSeq uint64
+	readShut   bool   // Close was called: incoming data is an error
+	advLimit   uint64 // recv.Limit() when it was last advertised
+
+	finished bool  // both directions done: paths end gracefully
+	err      error // terminal error, if any
+	sendRst  bool  // the reset is ours: tell the peer
+	rstCode  uint16
+	rstMsg   string
+	ended    bool
+	done     chan struct{}
+
+	graceTimer  *time.Timer
+	lingerTimer *time.Timer
+
+	readable chan struct{}
+	writable chan struct{}
+	rdl, wdl *deadline
+}
+
+// New returns a session with no paths yet.
+func New(cfg Config) *Session {
+	cfg.defaults()
+	s := &Session{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		start:     time.Now(),
+		counters:  map[string]*Counters{},
+		peerLimit: uint64(cfg.PeerWindow),
+		recv:      reorder.New(cfg.RecvWindow, 0),
+		done:      make(chan struct{}),
+		readable:  make(chan struct{}, 1),
+		writable:  make(chan struct{}, 1),
+		rdl:       newDeadline(),
+		wdl:       newDeadline(),
+	}
+	s.advLimit = s.recv.Limit()
+	// A session is created for a first path; until it comes, the grace
+	// period applies as if every path had gone.
+	s.graceTimer = time.AfterFunc(cfg.Grace, s.graceExpired)
+	return s
+}
+
+// Window is the receive window to announce in a handshake.
+func (s *Session) Window() uint32 { return uint32(s.cfg.RecvWindow) }
+
+// Done is closed when the session has ended and its goroutines are gone.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended, nil after a clean finish.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Session) wakeAll() {
+	for _, p := range s.paths {
+		signal(p.wake)
+	}
+}
+
+// Read reads the next bytes of the peer's stream.
+func (s *Session) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for {
+		s.mu.Lock()
+		if n := s.recv.Read(b); n > 0 {
+			s.maybeUpdateWindow()
+			s.mu.Unlock()
+			return n, nil
+		}
+		var err error
+		switch {
+		case s.readShut:
+			err = net.ErrClosed
+		case s.peerFin && s.recv.Next() == s.peerFinSeq:
+			err = io.EOF
+		case s.err != nil:
+			err = s.err
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		select {
+		case <-s.readable:
+		case <-s.done:
+		case <-s.rdl.wait():
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+}
+
+// maybeUpdateWindow sends a window update once reading has freed a quarter
+// of the window, so a sender that waits for room learns of it.
+func (s *Session) maybeUpdateWindow() {
+	if s.recv.Limit()-s.advLimit < uint64(s.cfg.RecvWindow/4) {
+		return
+	}
+	if p := s.fastestPath(); p != nil {
+		p.ackDue = true
+		signal(p.wake)
+	}
+}
+
+// Write queues b to be sent; it blocks while the send buffer is full.
+func (s *Session) Write(b []byte) (int, error) {
+	total := 0
+	for len(b) > 0 {
+		s.mu.Lock()
+		switch {
+		case s.err != nil:
+			err := s.err
+			s.mu.Unlock()
+			return total, err
+		case s.finReq:
+			s.mu.Unlock()
+			return total, fmt.Errorf("mptp: write after close: %w", syscall.EPIPE)
+		}
+		if space := s.cfg.SendBuffer - s.send.buffered(); space > 0 {
+			n := min(space, len(b))
+			s.send.append(b[:n], s.cfg.ChunkSize)
+			b = b[n:]
+			total += n
+			s.wakeAll()
+			s.mu.Unlock()
+			continue
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.writable:
+		case <-s.done:
+		case <-s.wdl.wait():
+			return total, os.ErrDeadlineExceeded
+		}
+	}
+	return total, nil
+}
+
+// CloseWrite sends FIN after every written byte: the peer reads EOF once it
+// has them all. Reading goes on.
+func (s *Session) CloseWrite() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	if !s.finReq {
+		s.finReq = true
+		s.wakeAll()
+	}
+	return nil
+}
+
+// Close ends the application's use of the session, like closing a TCP
+// socket: written bytes are still delivered, but unread or further incoming
+// bytes reset the session.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readShut {
+		return nil
+	}
+	s.readShut = true
+	s.finReq = true
+	signal(s.readable)
+	if s.err != nil || s.ended {
+		return nil
+	}
+	if s.recv.Readable() > 0 || s.recv.Held() > 0 {
+		s.resetLocked(wire.RstClosed, "closed with unread data", true)
+		return nil
+	}
+	s.wakeAll()
+	s.checkFinished()
+	if !s.finished {
+		s.lingerTimer = time.AfterFunc(s.cfg.Linger, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.resetLocked(wire.RstLinger, "peer did not finish in time", true)
+		})
+	}
+	return nil
+}
+
+// Reset aborts the session: the peer's reads and writes fail.
+func (s *Session) Reset(code uint16, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resetLocked(code, msg, true)
+}
+
+func (s *Session) resetLocked(code uint16, msg string, local bool) {
+	if s.err != nil || s.ended {
+		return
+	}
+	if local {
+		s.err = fmt.Errorf("mptp: session reset (%s): %w", msg, ErrReset)
+		s.sendRst, s.rstCode, s.rstMsg = true, code, msg
+	} else {
+		s.err = fmt.Errorf("mptp: session reset by peer (code %d %s): %w", code, msg, ErrReset)
+	}
+	s.log.Debug("session reset", "local", local, "code", code, "reason", msg)
+	s.stopTimers()
+	signal(s.readable)
+	signal(s.writable)
+	for _, p := range s.paths {
+		p.closing = true
+		signal(p.wake)
+	}
+	s.maybeEnd()
+}
+
+func (s *Session) graceExpired() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.paths) == 0 {
+		s.resetLocked(wire.RstGrace, fmt.Sprintf("no path for %s", s.cfg.Grace), true)
+	}
+}
+
+func (s *Session) stopTimers() {
+	if s.graceTimer != nil {
+		s.graceTimer.Stop()
+	}
+	if s.lingerTimer != nil {
+		s.lingerTimer.Stop()
+	}
+}
+
+// checkFinished notices when both directions are complete; the paths then
+// flush their last frames and close gracefully.
+func (s *Session) checkFinished() {
+	if s.finished || s.err != nil {
+		return
+	}
+	recvDone := s.peerFin && s.recv.Next() == s.peerFinSeq
+	if !(s.finAcked && recvDone) {
+		return
+	}
+	s.finished = true
+	s.stopTimers()
+	// A final ACK on every path, before its half-close, tells the peer on
+	// each path that this end is done, so no path's EOF looks like a failure.
+	for _, p := range s.paths {
+		p.ackDue = true
+		p.closing = true
+		signal(p.wake)
+	}
+	// Paths that do not close within the linger time are cut.
+	s.lingerTimer = time.AfterFunc(5*time.Second, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.paths {
+			p.conn.Close()
+		}
+	})
+	s.maybeEnd()
+}
+
+// maybeEnd closes done once the session is over and its goroutines gone.
+func (s *Session) maybeEnd() {
+	if s.ended || s.running > 0 || !(s.finished || s.err != nil) {
+		return
+	}
+	s.ended = true
+	s.stopTimers()
+	signal(s.readable)
+	signal(s.writable)
+	close(s.done)
+}
+
+func (s *Session) fastestPath() *path {
+	var best *path
+	for _, p := range s.paths {
+		if !p.closing && (best == nil || p.est.srtt < best.est.srtt) {
+			best = p
+		}
+	}
+	return best
+}
+
+// Counters are the totals of the paths of one name (an actor's tag).
+type Counters struct {
+	Name          string
+	BytesSent     uint64 // DATA payload bytes, retransmissions included
+	BytesReceived uint64
+	Retransmitted uint64
+	Joins, Fails  uint64
+	SRTT          time.Duration
+	Live          bool
+}
+
+// Stats returns per-name path counters.
+func (s *Session) Stats() []Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Counters, 0, len(s.counters))
+	for _, c := range s.counters {
+		cc := *c
+		cc.Live = false
+		for _, p := range s.paths {
+			if p.name == c.Name {
+				cc.Live, cc.SRTT = true, p.est.srtt
+			}
+		}
+		out = append(out, cc)
+	}
+	return out
+}
+
+// PathCount is the number of live paths.
+func (s *Session) PathCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.paths)
+}
+
+func (s *Session) LocalAddr() net.Addr  { return s.cfg.LocalAddr }
+func (s *Session) RemoteAddr() net.Addr { return s.cfg.RemoteAddr }
+
+func (s *Session) SetDeadline(t time.Time) error {
+	s.rdl.set(t)
+	s.wdl.set(t)
+	return nil
+}
+func (s *Session) SetReadDeadline(t time.Time) error  { s.rdl.set(t); return nil }
+func (s *Session) SetWriteDeadline(t time.Time) error { s.wdl.set(t); return nil }
+
+var errSessionEnded = errors.New("mptp: session has ended")

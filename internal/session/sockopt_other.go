@@ -1,0 +1,7 @@
+//go:build !linux
+
+package session
+
+import "net"
+
+func setLowWater(net.Conn) {}

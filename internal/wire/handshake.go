@@ -1,0 +1,194 @@
+// Package wire encodes mptp's own protocol, v2, as docs/PROTOCOL.md
+// specifies it: the handshake at the start of every sub-connection and the
+// frames that follow.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/mptp/mptp/internal/socksaddr"
+)
+
+// Version is the first byte of every v2 sub-connection. Leaf's v1 starts
+// with 0x01, which is how a server tells the two apart.
+const Version = 0x02
+
+// Handshake kinds.
+const (
+	KindOpen = 0x01 // create a session and connect its target
+	KindJoin = 0x02 // add this sub-connection to an existing session
+)
+
+// Commands of an OPEN.
+const (
+	CmdConnect = 0x01 // TCP stream
+	CmdUDP     = 0x03 // reserved: datagrams (UDP issue)
+	CmdMux     = 0x05 // reserved: many streams over one session
+)
+
+// Status codes in the server's reply. 0x00-0x08 are SOCKS5's reply codes
+// (see package failure), so a client can pass them on unchanged.
+const (
+	StatusOK             = 0x00
+	StatusUnknownSession = 0x10
+	StatusTooManyPaths   = 0x11
+	StatusSessionExists  = 0x12
+	StatusAuthFailed     = 0x13 // reserved for the security issue
+	StatusBusy           = 0x14
+	StatusBadRequest     = 0x15
+)
+
+// MaxHandshakeBody bounds what a peer can make us read before it is known.
+const MaxHandshakeBody = 1024
+
+// Request is the client's handshake.
+type Request struct {
+	Kind   byte
+	CID    [16]byte
+	Cmd    byte   // OPEN only
+	Target string // OPEN only: "host:port"
+	// Window is the sender's initial receive window in bytes (OPEN and JOIN).
+	Window uint32
+	// Ext holds extension TLVs, unparsed; reserved for authentication.
+	Ext []byte
+}
+
+// Reply is the server's answer to a Request.
+type Reply struct {
+	Status byte
+	Window uint32 // OK only: the server's receive window for this session
+	Msg    string // refusals: a human-readable reason, for logs
+}
+
+var (
+	ErrVersion = errors.New("wire: not an mptp v2 handshake")
+	ErrBadBody = errors.New("wire: malformed handshake")
+)
+
+// AppendRequest encodes r after b.
+func AppendRequest(b []byte, r *Request) ([]byte, error) {
+	body := make([]byte, 0, 64)
+	body = append(body, r.CID[:]...)
+	body = binary.BigEndian.AppendUint32(body, r.Window)
+	if r.Kind == KindOpen {
+		body = append(body, r.Cmd)
+		var err error
+		if body, err = socksaddr.Append(body, r.Target); err != nil {
+			return b, err
+		}
+	}
+	body = append(body, r.Ext...)
+	if len(body) > MaxHandshakeBody {
+		return b, fmt.Errorf("wire: handshake body %d bytes, max %d", len(body), MaxHandshakeBody)
+	}
+	b = append(b, Version, r.Kind)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(body)))
+	return append(b, body...), nil
+}
+
+// ReadRequest reads a client's handshake, version byte included.
+func ReadRequest(rd io.Reader) (*Request, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+		return nil, err
+	}
+	if hdr[0] != Version {
+		return nil, ErrVersion
+	}
+	n := int(binary.BigEndian.Uint16(hdr[2:]))
+	if n > MaxHandshakeBody {
+		return nil, fmt.Errorf("%w: body of %d bytes", ErrBadBody, n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		return nil, err
+	}
+	return ParseRequest(hdr[1], body)
+}
+
+// ParseRequest decodes a request body of the given kind.
+func ParseRequest(kind byte, body []byte) (*Request, error) {
+	r := &Request{Kind: kind}
+	if len(body) < 20 {
+		return nil, fmt.Errorf("%w: body of %d bytes", ErrBadBody, len(body))
+	}
+	copy(r.CID[:], body)
+	r.Window = binary.BigEndian.Uint32(body[16:])
+	rest := body[20:]
+	switch kind {
+	case KindOpen:
+		if len(rest) < 1 {
+			return nil, fmt.Errorf("%w: no command", ErrBadBody)
+		}
+		r.Cmd = rest[0]
+		target, n, err := socksaddr.Parse(rest[1:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: target: %v", ErrBadBody, err)
+		}
+		r.Target = target
+		rest = rest[1+n:]
+	case KindJoin:
+	default:
+		return nil, fmt.Errorf("%w: kind 0x%02x", ErrBadBody, kind)
+	}
+	if len(rest) > 0 {
+		r.Ext = rest
+	}
+	return r, nil
+}
+
+// AppendReply encodes r after b.
+func AppendReply(b []byte, r *Reply) []byte {
+	msg := r.Msg
+	if len(msg) > 255 {
+		msg = msg[:255]
+	}
+	body := make([]byte, 0, 8+len(msg))
+	if r.Status == StatusOK {
+		body = binary.BigEndian.AppendUint32(body, r.Window)
+	} else {
+		body = append(body, byte(len(msg)))
+		body = append(body, msg...)
+	}
+	b = append(b, Version, r.Status)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(body)))
+	return append(b, body...)
+}
+
+// ReadReply reads the server's answer.
+func ReadReply(rd io.Reader) (*Reply, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+		return nil, err
+	}
+	if hdr[0] != Version {
+		return nil, ErrVersion
+	}
+	n := int(binary.BigEndian.Uint16(hdr[2:]))
+	if n > MaxHandshakeBody {
+		return nil, fmt.Errorf("%w: reply of %d bytes", ErrBadBody, n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		return nil, err
+	}
+	r := &Reply{Status: hdr[1]}
+	if r.Status == StatusOK {
+		if len(body) < 4 {
+			return nil, fmt.Errorf("%w: short reply", ErrBadBody)
+		}
+		r.Window = binary.BigEndian.Uint32(body)
+		return r, nil
+	}
+	if len(body) > 0 {
+		m := int(body[0])
+		if 1+m > len(body) {
+			return nil, fmt.Errorf("%w: reply message", ErrBadBody)
+		}
+		r.Msg = string(body[1 : 1+m])
+	}
+	return r, nil
+}

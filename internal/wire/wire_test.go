@@ -1,0 +1,175 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"io"
+	"testing"
+)
+
+func alloc(n int) []byte { return make([]byte, n) }
+
+func TestRequestRoundTrip(t *testing.T) {
+	cid := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	for _, r := range []*Request{
+		{Kind: KindOpen, CID: cid, Cmd: CmdConnect, Target: "127.0.0.1:80", Window: 4 << 20},
+		{Kind: KindOpen, CID: cid, Cmd: CmdConnect, Target: "example.test:443", Window: 1},
+		{Kind: KindOpen, CID: cid, Cmd: CmdConnect, Target: "[::1]:8080", Ext: []byte{9, 1, 7}},
+		{Kind: KindJoin, CID: cid, Window: 65536},
+	} {
+		b, err := AppendRequest(nil, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadRequest(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Kind != r.Kind || got.CID != r.CID || got.Cmd != r.Cmd || got.Target != r.Target || got.Window != r.Window || !bytes.Equal(got.Ext, r.Ext) {
+			t.Fatalf("got %+v want %+v", got, r)
+		}
+	}
+}
+
+func TestRequestBytes(t *testing.T) {
+	r := &Request{Kind: KindOpen, CID: [16]byte{0xaa}, Cmd: CmdConnect, Target: "198.18.0.1:80", Window: 0x00400000}
+	b, _ := AppendRequest(nil, r)
+	want := "0201001c" + "aa000000000000000000000000000000" + "00400000" + "01" + "01c612000100" + "50"
+	if hex.EncodeToString(b) != want {
+		t.Fatalf("got %x\nwant %s", b, want)
+	}
+}
+
+func TestReplyRoundTrip(t *testing.T) {
+	for _, r := range []*Reply{{Status: StatusOK, Window: 123456}, {Status: 0x05, Msg: "connection refused"}, {Status: StatusUnknownSession}} {
+		got, err := ReadReply(bytes.NewReader(AppendReply(nil, r)))
+		if err != nil || *got != *r {
+			t.Fatalf("got %+v %v want %+v", got, err, r)
+		}
+	}
+}
+
+func TestRequestErrors(t *testing.T) {
+	cases := map[string][]byte{
+		"v1":        {0x01, 0x00},
+		"kind":      {0x02, 0x09, 0x00, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"short":     {0x02, 0x02, 0x00, 0x04, 0, 0, 0, 0},
+		"huge":      {0x02, 0x01, 0xff, 0xff},
+		"truncated": {0x02, 0x02, 0x00, 0x14, 1, 2},
+	}
+	for name, b := range cases {
+		if _, err := ReadRequest(bytes.NewReader(b)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestFrames(t *testing.T) {
+	var b []byte
+	b = AppendDataHeader(b, 1<<40, 5)
+	b = append(b, "hello"...)
+	b = AppendAck(b, FlagFinAcked, 77, 4<<20, 99)
+	b = append(b, 0x7f, 0, 0, 3, 1, 2, 3) // unknown type: skipped
+	b = AppendFin(b, 12345)
+	b = AppendRst(b, RstGrace, "grace")
+	b = AppendPing(b, TypePing, 42)
+	b = AppendPing(b, TypePong, 43)
+	r := bufio.NewReader(bytes.NewReader(b))
+	want := []Frame{
+		{Type: TypeData, Seq: 1 << 40, Payload: []byte("hello")},
+		{Type: TypeAck, Flags: FlagFinAcked, Ack: 77, Wnd: 4 << 20, PathRcvd: 99},
+		{Type: TypeFin, Seq: 12345},
+		{Type: TypeRst, Code: RstGrace, Payload: []byte("grace")},
+		{Type: TypePing, TS: 42},
+		{Type: TypePong, TS: 43},
+	}
+	for i, w := range want {
+		f, err := ReadFrame(r, alloc)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if f.Type != w.Type || f.Flags != w.Flags || f.Seq != w.Seq || f.Ack != w.Ack || f.Wnd != w.Wnd ||
+			f.PathRcvd != w.PathRcvd || f.Code != w.Code || f.TS != w.TS || !bytes.Equal(f.Payload, w.Payload) {
+			t.Fatalf("frame %d: got %+v want %+v", i, f, w)
+		}
+	}
+	if _, err := ReadFrame(r, alloc); err != io.EOF {
+		t.Fatalf("want EOF, got %v", err)
+	}
+}
+
+func TestDataBytes(t *testing.T) {
+	b := append(AppendDataHeader(nil, 0, 5), "hello"...)
+	if got := hex.EncodeToString(b); got != "0100000d0000000000000000"+"68656c6c6f" {
+		t.Fatalf("got %s", got)
+	}
+}
+
+func TestFrameErrors(t *testing.T) {
+	cases := map[string][]byte{
+		"empty data":  {TypeData, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0},
+		"short ack":   {TypeAck, 0, 0, 4, 0, 0, 0, 0},
+		"huge ack":    {TypeAck, 0, 0xff, 0xff},
+		"cut data":    {TypeData, 0, 0, 20, 0, 0},
+		"cut header":  {TypeData, 0},
+		"cut unknown": {0x30, 0, 0, 9, 1},
+	}
+	for name, b := range cases {
+		_, err := ReadFrame(bufio.NewReader(bytes.NewReader(b)), alloc)
+		if err == nil || err == io.EOF {
+			t.Errorf("%s: got %v", name, err)
+		}
+		if name == "short ack" && !errors.Is(err, ErrFrame) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
+
+func FuzzReadFrame(f *testing.F) {
+	f.Add(append(AppendDataHeader(nil, 9, 3), 1, 2, 3))
+	f.Add(AppendAck(nil, 0, 1, 2, 3))
+	f.Add(AppendRst(nil, 1, "x"))
+	f.Add([]byte{0x30, 0, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bufio.NewReader(bytes.NewReader(b))
+		for i := 0; i < 100; i++ {
+			fr, err := ReadFrame(r, alloc)
+			if err != nil {
+				return
+			}
+			if fr.Type == TypeData && (len(fr.Payload) == 0 || len(fr.Payload) > MaxPayload) {
+				t.Fatalf("payload of %d bytes", len(fr.Payload))
+			}
+		}
+	})
+}
+
+func FuzzReadRequest(f *testing.F) {
+	b, _ := AppendRequest(nil, &Request{Kind: KindOpen, Cmd: CmdConnect, Target: "a.test:1"})
+	f.Add(b)
+	b, _ = AppendRequest(nil, &Request{Kind: KindJoin})
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ReadRequest(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		again, err := AppendRequest(nil, r)
+		if err != nil {
+			t.Fatalf("decoded request does not encode: %v", err)
+		}
+		if _, err := ReadRequest(bytes.NewReader(again)); err != nil {
+			t.Fatalf("re-encoded request does not decode: %v", err)
+		}
+	})
+}
+
+func FuzzReadReply(f *testing.F) {
+	f.Add(AppendReply(nil, &Reply{Status: StatusOK, Window: 9}))
+	f.Add(AppendReply(nil, &Reply{Status: 5, Msg: "no"}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ReadReply(bytes.NewReader(b))
+	})
+}
