@@ -8,6 +8,7 @@ import "time"
 type estimator struct {
 	srtt, rttvar time.Duration
 	minRTT       time.Duration
+	minRTTAt     time.Time
 	measured     bool
 
 	rate      float64 // bytes per second: the best recent sample
@@ -20,6 +21,8 @@ type estimator struct {
 const (
 	defaultRTT = 100 * time.Millisecond
 	minCwnd    = 256 << 10
+	// minRTTWindow is how long a minimum RTT sample stays valid.
+	minRTTWindow = 10 * time.Second
 )
 
 func (e *estimator) init(rtt time.Duration) {
@@ -34,6 +37,7 @@ func (e *estimator) init(rtt time.Duration) {
 func (e *estimator) rtt(sample time.Duration) {
 	if !e.measured {
 		e.srtt, e.rttvar, e.minRTT, e.measured = sample, sample/2, sample, true
+		e.minRTTAt = time.Now()
 		return
 	}
 	d := e.srtt - sample
@@ -42,7 +46,10 @@ func (e *estimator) rtt(sample time.Duration) {
 	}
 	e.rttvar = (3*e.rttvar + d) / 4
 	e.srtt = (7*e.srtt + sample) / 8
-	e.minRTT = min(e.minRTT, sample)
+	// The minimum expires, so that a path whose route changed is seen anew.
+	if sample <= e.minRTT || time.Since(e.minRTTAt) > minRTTWindow {
+		e.minRTT, e.minRTTAt = sample, time.Now()
+	}
 }
 
 // delivered records that the peer got n more bytes over this path.
@@ -69,16 +76,14 @@ func (e *estimator) cwnd() uint64 {
 	return max(minCwnd, uint64(2*e.rate*e.minRTT.Seconds()))
 }
 
-// deliveryTime is when n more bytes written now should reach the peer:
-// half a round trip, plus the wait for room if the path is full.
-func (e *estimator) deliveryTime(inflight, n uint64) time.Duration {
-	t := e.srtt / 2
-	if over := inflight + n; over > e.cwnd() {
-		rate := e.rate
-		if rate <= 0 {
-			rate = float64(e.cwnd()) / e.srtt.Seconds()
-		}
-		t += time.Duration(float64(over-e.cwnd()) / rate * float64(time.Second))
+// arrival is when the last of n bytes queued on this path now should
+// reach the peer: half the unloaded round trip plus the time to drain them.
+// It uses the minimum RTT because the smoothed one also counts queues in
+// the reverse direction, which do not delay this direction's data.
+func (e *estimator) arrival(n uint64) time.Duration {
+	t := e.minRTT / 2
+	if e.rate > 0 {
+		t += time.Duration(float64(n) / e.rate * float64(time.Second))
 	}
 	return t
 }

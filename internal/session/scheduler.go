@@ -5,10 +5,12 @@ import "time"
 // nextChunk picks the next chunk path p should send, or nil if p should
 // send nothing now. Called with s.mu held.
 //
-// Default: each chunk goes to exactly one path, the one expected to deliver
-// it soonest (lowest delivery time, counting the wait for room on a full
-// path). A slow path thus takes data only when the fast ones are so busy
-// that it would still arrive sooner, and never holds up the stream.
+// Default: each chunk goes to exactly one path. A path with room takes the
+// next chunk unless another path would deliver the whole backlog before
+// this chunk could arrive here: then this path would only add reordering
+// (the earliest-completion-first rule). So on paths of very different
+// speed the slow one is used only while the backlog is deep enough for it
+// to help, and never makes the session slower than the fast one alone.
 // Redundant: every chunk on every path; the receiver drops copies.
 func (s *Session) nextChunk(p *path) *chunk {
 	inflight := p.sent - p.delivered
@@ -26,10 +28,10 @@ func (s *Session) nextChunk(p *path) *chunk {
 	if c == nil {
 		return nil
 	}
-	n := uint64(len(c.data))
-	mine := p.est.deliveryTime(inflight, n)
+	mine := p.est.arrival(inflight + uint64(len(c.data)))
+	backlog := s.send.backlog()
 	for _, q := range s.paths {
-		if q != p && !q.closing && clearlySooner(q.est.deliveryTime(q.sent-q.delivered, n), mine) {
+		if q != p && !q.closing && clearlySooner(q.est.arrival(q.sent-q.delivered+backlog), mine) {
 			return nil
 		}
 	}

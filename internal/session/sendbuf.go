@@ -111,6 +111,19 @@ func (b *sendBuf) requeue(p *path) int {
 	return n
 }
 
+// backlog is the number of bytes waiting to be sent, for the first time
+// or again.
+func (b *sendBuf) backlog() uint64 {
+	var n uint64
+	if b.unsent < len(b.chunks) {
+		n = b.end - b.chunks[b.unsent].seq
+	}
+	for _, c := range b.retrans {
+		n += uint64(len(c.data))
+	}
+	return n
+}
+
 // popRetrans takes the oldest chunk waiting to be sent again.
 func (b *sendBuf) popRetrans() *chunk {
 	if len(b.retrans) == 0 {
