@@ -46,9 +46,12 @@ type Config struct {
 	LocalAddr, RemoteAddr net.Addr
 }
 
+// DefaultRecvWindow is the receive window when Config.RecvWindow is 0.
+const DefaultRecvWindow = 4 << 20
+
 func (c *Config) defaults() {
 	if c.RecvWindow <= 0 {
-		c.RecvWindow = 4 << 20
+		c.RecvWindow = DefaultRecvWindow
 	}
 	if c.SendBuffer <= 0 {
 		c.SendBuffer = 4 << 20
@@ -110,6 +113,7 @@ type Session struct {
 
 	graceTimer  *time.Timer
 	lingerTimer *time.Timer
+	cutTimer    *time.Timer // closes paths that did not end by themselves
 
 	readable chan struct{}
 	writable chan struct{}
@@ -316,7 +320,23 @@ func (s *Session) resetLocked(code uint16, msg string, local bool) {
 		p.closing = true
 		signal(p.wake)
 	}
+	s.cutPathsAfter(time.Second)
 	s.maybeEnd()
+}
+
+// cutPathsAfter closes whatever paths are left after d: their writers may
+// be gone (a finished path waits for the peer's half-close) or stuck.
+func (s *Session) cutPathsAfter(d time.Duration) {
+	if s.cutTimer != nil {
+		s.cutTimer.Stop()
+	}
+	s.cutTimer = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, p := range s.paths {
+			p.conn.Close()
+		}
+	})
 }
 
 func (s *Session) graceExpired() {
@@ -355,14 +375,7 @@ func (s *Session) checkFinished() {
 		p.closing = true
 		signal(p.wake)
 	}
-	// Paths that do not close within the linger time are cut.
-	s.lingerTimer = time.AfterFunc(5*time.Second, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, p := range s.paths {
-			p.conn.Close()
-		}
-	})
+	s.cutPathsAfter(5 * time.Second)
 	s.maybeEnd()
 }
 
@@ -373,6 +386,9 @@ func (s *Session) maybeEnd() {
 	}
 	s.ended = true
 	s.stopTimers()
+	if s.cutTimer != nil {
+		s.cutTimer.Stop()
+	}
 	signal(s.readable)
 	signal(s.writable)
 	close(s.done)

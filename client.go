@@ -1,0 +1,390 @@
+package mptp
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mptp/mptp/internal/failure"
+	"github.com/mptp/mptp/internal/leaf"
+	"github.com/mptp/mptp/internal/session"
+	"github.com/mptp/mptp/internal/wire"
+)
+
+// Path is one way to reach the server: an actor.
+type Path struct {
+	// Name identifies the path in logs and stats (the actor's tag).
+	Name string
+	// Dial opens a sub-connection to address; nil means a plain TCP dial.
+	Dial DialFunc
+}
+
+// Client dials MPTP sessions.
+type Client struct {
+	// Server is the MPTP server's "host:port".
+	Server string
+	// Paths are dialed in parallel for every session; at least one.
+	Paths []Path
+	// Version is the protocol: 2 (default) or 1 to talk to a Leaf server.
+	Version int
+	Options
+	Logger *slog.Logger
+}
+
+func (c *Client) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Dial is DialContext with context.Background.
+func (c *Client) Dial(network, target string) (net.Conn, error) {
+	return c.DialContext(context.Background(), network, target)
+}
+
+// DialContext opens a session to target ("host:port") through the server.
+// It returns once the server has connected the target over the first path
+// that came up; the other paths join as they connect. A refusal by the
+// server is a *failure.Error carrying its reason.
+func (c *Client) DialContext(ctx context.Context, network, target string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("mptp: network %q not supported", network)
+	}
+	if len(c.Paths) == 0 {
+		return nil, errors.New("mptp: client has no paths")
+	}
+	var cid [16]byte
+	crand.Read(cid[:])
+	cid[6] = cid[6]&0x0f | 0x40 // a UUID v4, as Leaf uses
+	cid[8] = cid[8]&0x3f | 0x80
+	if c.Version == 1 {
+		return c.dialV1(ctx, cid, target)
+	}
+	d := &dial{c: c, cid: cid, target: target, log: c.logger().With("target", target),
+		opened: make(chan struct{}), stop: make(chan struct{})}
+	return d.run(ctx)
+}
+
+// dial is one session being set up and kept supplied with paths.
+type dial struct {
+	c      *Client
+	cid    [16]byte
+	target string
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	opening bool
+	failed  int // paths whose first attempt failed before the session opened
+	sess    *session.Session
+	openErr error
+	opened  chan struct{} // closed once sess or openErr is set
+	stop    chan struct{} // closed when opening failed or the session ended
+}
+
+func (d *dial) run(ctx context.Context) (net.Conn, error) {
+	for i := range d.c.Paths {
+		go d.keep(ctx, d.c.Paths[i])
+	}
+	select {
+	case <-d.opened:
+	case <-ctx.Done():
+		d.finish(nil, ctx.Err())
+		<-d.opened
+	}
+	if d.openErr != nil {
+		return nil, d.openErr
+	}
+	// Paths stop redialing once the session is over.
+	go func() { // ends with the session
+		<-d.sess.Done()
+		close(d.stop)
+	}()
+	return d.sess, nil
+}
+
+// finish records the outcome of opening; the first call wins and it
+// reports whether this one did.
+func (d *dial) finish(s *session.Session, err error) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	select {
+	case <-d.opened:
+		return false
+	default:
+	}
+	d.sess, d.openErr = s, err
+	close(d.opened)
+	if s == nil {
+		close(d.stop)
+	}
+	return true
+}
+
+// keep dials one path, joins it to the session, and dials again with
+// backoff whenever it dies, for as long as the session lives.
+func (d *dial) keep(ctx context.Context, p Path) {
+	backoff := 100 * time.Millisecond
+	first := true
+	for {
+		conn, err := d.connect(ctx, p)
+		if err == nil {
+			h, err2 := d.attach(conn, p)
+			err = err2
+			if err == nil {
+				backoff = 100 * time.Millisecond
+				<-h.Done()
+				err = h.Err()
+				if err == nil {
+					return // the session finished cleanly
+				}
+			}
+		}
+		if first {
+			first = false
+			if d.firstFailed(err) {
+				return
+			}
+		}
+		var fe *failure.Error
+		if errors.As(err, &fe) || errors.Is(err, errSessionOver) {
+			return
+		}
+		d.log.Info("path down", "path", p.Name, "reason", err, "retry_in", backoff)
+		// Jitter keeps paths that died together from redialing together.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, 2*time.Second)
+		select {
+		case <-time.After(wait):
+		case <-d.stop:
+			return
+		}
+	}
+}
+
+var errSessionOver = errors.New("mptp: session is over")
+
+// firstFailed handles a path whose first attempt failed before the
+// session opened: when every path has failed, the dial fails. It reports
+// whether the path should give up.
+func (d *dial) firstFailed(err error) bool {
+	d.mu.Lock()
+	opened := d.sess != nil
+	select {
+	case <-d.opened:
+		if d.sess == nil {
+			d.mu.Unlock()
+			return true
+		}
+	default:
+	}
+	if opened {
+		d.mu.Unlock()
+		return false
+	}
+	d.failed++
+	all := d.failed == len(d.c.Paths)
+	d.mu.Unlock()
+	var fe *failure.Error
+	if all || errors.As(err, &fe) {
+		d.finish(nil, err)
+		return true
+	}
+	return false
+}
+
+func (d *dial) connect(ctx context.Context, p Path) (net.Conn, error) {
+	dialFn := p.Dial
+	if dialFn == nil {
+		var nd net.Dialer
+		dialFn = nd.DialContext
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.c.handshakeTimeout())
+	defer cancel()
+	// Before the session opens, the caller's context bounds the dial;
+	// after, the session's life does.
+	go func() {
+		select {
+		case <-d.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	conn, err := dialFn(ctx, "tcp", d.c.Server)
+	if err != nil {
+		return nil, fmt.Errorf("path %s: %w", p.Name, err)
+	}
+	return conn, nil
+}
+
+// attach performs the handshake on conn: OPEN if no session exists and no
+// other path is opening one, JOIN otherwise (after the OPEN succeeded).
+func (d *dial) attach(conn net.Conn, p Path) (session.Path, error) {
+	d.mu.Lock()
+	open := d.sess == nil && !d.opening
+	if open {
+		d.opening = true
+	}
+	d.mu.Unlock()
+	if !open {
+		select {
+		case <-d.opened:
+		case <-d.stop:
+		}
+		d.mu.Lock()
+		sess := d.sess
+		d.mu.Unlock()
+		if sess == nil {
+			conn.Close()
+			return session.Path{}, errSessionOver
+		}
+		return d.join(conn, p, sess)
+	}
+	h, err := d.open(conn, p)
+	if err != nil {
+		d.mu.Lock()
+		d.opening = false
+		d.mu.Unlock()
+	}
+	return h, err
+}
+
+func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
+	cfg := d.c.sessionConfig()
+	cfg.Logger = d.log
+	cfg.LocalAddr, cfg.RemoteAddr = Addr("client"), Addr(d.target)
+	if cfg.RecvWindow <= 0 {
+		cfg.RecvWindow = session.DefaultRecvWindow
+	}
+	req := &wire.Request{Kind: wire.KindOpen, CID: d.cid, Cmd: wire.CmdConnect, Target: d.target, Window: uint32(cfg.RecvWindow)}
+	reply, _, err := d.handshake(conn, req)
+	if err != nil {
+		return session.Path{}, fmt.Errorf("path %s: %w", p.Name, err)
+	}
+	if reply.Status != wire.StatusOK {
+		conn.Close()
+		err := &failure.Error{Reason: failure.Reason(reply.Status), Msg: reply.Msg}
+		d.finish(nil, err)
+		return session.Path{}, err
+	}
+	cfg.PeerWindow = reply.Window
+	sess := session.New(cfg)
+	h, err := sess.AddPath(conn, p.Name, 0)
+	if err != nil {
+		conn.Close()
+		return h, err
+	}
+	if !d.finish(sess, nil) {
+		// The caller gave up while this path was opening.
+		sess.Reset(wire.RstClosed, "dial canceled")
+		return h, errSessionOver
+	}
+	d.log.Debug("session open", "path", p.Name)
+	return h, nil
+}
+
+func (d *dial) join(conn net.Conn, p Path, sess *session.Session) (session.Path, error) {
+	req := &wire.Request{Kind: wire.KindJoin, CID: d.cid, Window: sess.Window()}
+	reply, rtt, err := d.handshake(conn, req)
+	if err != nil {
+		return session.Path{}, fmt.Errorf("path %s: %w", p.Name, err)
+	}
+	if reply.Status != wire.StatusOK {
+		conn.Close()
+		if reply.Status == wire.StatusUnknownSession {
+			return session.Path{}, errSessionOver
+		}
+		return session.Path{}, fmt.Errorf("path %s: join refused: %s %s", p.Name, failure.Reason(reply.Status), reply.Msg)
+	}
+	h, err := sess.AddPath(conn, p.Name, rtt)
+	if err != nil {
+		conn.Close()
+		return h, errSessionOver
+	}
+	return h, nil
+}
+
+// handshake writes req and reads the reply, within the handshake timeout.
+func (d *dial) handshake(conn net.Conn, req *wire.Request) (*wire.Reply, time.Duration, error) {
+	conn.SetDeadline(time.Now().Add(d.c.handshakeTimeout()))
+	b, err := wire.AppendRequest(nil, req)
+	if err != nil {
+		conn.Close()
+		return nil, 0, err
+	}
+	start := time.Now()
+	if _, err := conn.Write(b); err != nil {
+		conn.Close()
+		return nil, 0, err
+	}
+	reply, err := wire.ReadReply(conn)
+	if err != nil {
+		conn.Close()
+		return nil, 0, fmt.Errorf("handshake: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	return reply, time.Since(start), nil
+}
+
+// dialV1 opens a Leaf v1 session: every path sends the same handshake and
+// the server never answers, so the session is usable at once.
+func (c *Client) dialV1(ctx context.Context, cid [16]byte, target string) (net.Conn, error) {
+	hs, err := leaf.AppendHandshake(nil, leaf.Handshake{CID: cid, Cmd: leaf.CmdConnect, Target: target})
+	if err != nil {
+		return nil, err
+	}
+	conn := leaf.NewConn(leaf.Options{Logger: c.logger(), LocalAddr: Addr("client"), RemoteAddr: Addr(target)})
+	type result struct {
+		sub net.Conn
+		err error
+	}
+	results := make(chan result, len(c.Paths))
+	for _, p := range c.Paths {
+		go func() {
+			dialFn := p.Dial
+			if dialFn == nil {
+				var nd net.Dialer
+				dialFn = nd.DialContext
+			}
+			sub, err := dialFn(ctx, "tcp", c.Server)
+			if err == nil {
+				if _, err = sub.Write(hs); err != nil {
+					sub.Close()
+				}
+			}
+			results <- result{sub, err}
+		}()
+	}
+	var firstErr error
+	added := 0
+	for range c.Paths {
+		r := <-results
+		if r.err != nil {
+			c.logger().Info("path down", "path", "v1", "reason", r.err)
+			firstErr = cmpErr(firstErr, r.err)
+			continue
+		}
+		conn.AddPath(r.sub)
+		added++
+	}
+	if added == 0 {
+		conn.Close()
+		return nil, firstErr
+	}
+	return conn, nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}

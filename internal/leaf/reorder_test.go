@@ -1,0 +1,33 @@
+package leaf
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestReorder(t *testing.T) {
+	r := newReorder(3)
+	var out [][]byte
+	push := func(pn uint64, s string) {
+		t.Helper()
+		var err error
+		if out, err = r.push(out, pn, []byte(s)); err != nil {
+			t.Fatalf("pn %d: %v", pn, err)
+		}
+	}
+	push(2, "b")
+	push(2, "b") // duplicate while held
+	push(4, "d")
+	push(1, "a") // releases b
+	push(1, "a") // duplicate after delivery
+	push(3, "c") // releases d
+	if got := string(bytes.Join(out, nil)); got != "abcd" || r.pending() != 0 {
+		t.Fatalf("got %q, %d held", got, r.pending())
+	}
+	push(6, "")
+	push(7, "")
+	push(8, "")
+	if _, err := r.push(nil, 9, nil); err == nil {
+		t.Fatal("a fourth held frame was accepted with max 3")
+	}
+}

@@ -1,0 +1,290 @@
+package mptp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/mptp/mptp/internal/failure"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// target is a TCP server that, per connection, hashes what it reads and
+// sends back size random bytes, reporting both hashes.
+type target struct {
+	ln    net.Listener
+	sums  chan [2][32]byte // what it read, what it wrote
+	size  int
+	wg    sync.WaitGroup
+	conns sync.Map
+}
+
+func newTarget(t *testing.T, size int) *target {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &target{ln: ln, sums: make(chan [2][32]byte, 1000), size: size}
+	tg.wg.Add(1)
+	go func() {
+		defer tg.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tg.wg.Add(1)
+			go func() {
+				defer tg.wg.Done()
+				defer c.Close()
+				out := make([]byte, tg.size)
+				rand.Read(out)
+				var got [32]byte
+				done := make(chan struct{})
+				go func() {
+					h := sha256.New()
+					io.Copy(h, c)
+					copy(got[:], h.Sum(nil))
+					close(done)
+				}()
+				c.Write(out)
+				c.(*net.TCPConn).CloseWrite()
+				<-done
+				tg.sums <- [2][32]byte{got, sha256.Sum256(out)}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); tg.wg.Wait() })
+	return tg
+}
+
+func (tg *target) addr() string { return tg.ln.Addr().String() }
+
+func startServer(t *testing.T, s *Server) string {
+	t.Helper()
+	if s.Dial == nil {
+		var d net.Dialer
+		s.Dial = d.DialContext
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Serve(ln); close(done) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// recorder is a path dialer that remembers its sub-connections, so tests
+// can cut them.
+type recorder struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (r *recorder) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err == nil {
+		r.mu.Lock()
+		r.conns = append(r.conns, c)
+		r.mu.Unlock()
+	}
+	return c, err
+}
+
+func (r *recorder) cut() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		c.Close()
+	}
+}
+
+func client(server string, paths ...Path) *Client {
+	if len(paths) == 0 {
+		paths = []Path{{Name: "a"}, {Name: "b"}, {Name: "c"}}
+	}
+	return &Client{Server: server, Paths: paths}
+}
+
+// transfer sends size random bytes to the target through conn while
+// reading what the target sends, and checks both ways.
+func transfer(t *testing.T, conn net.Conn, tg *target, size int, during func(sent int)) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	var got [32]byte
+	var readErr error
+	done := make(chan struct{})
+	go func() {
+		h := sha256.New()
+		_, readErr = io.Copy(h, conn)
+		copy(got[:], h.Sum(nil))
+		close(done)
+	}()
+	for off := 0; off < size; off += 256 << 10 {
+		if _, err := conn.Write(data[off:min(size, off+256<<10)]); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if during != nil {
+			during(off)
+		}
+	}
+	conn.(interface{ CloseWrite() error }).CloseWrite()
+	<-done
+	conn.Close()
+	if readErr != nil {
+		t.Fatalf("read: %v", readErr)
+	}
+	sums := <-tg.sums
+	if sums[0] != sha256.Sum256(data) {
+		t.Fatal("client to target: bytes differ")
+	}
+	if sums[1] != got {
+		t.Fatal("target to client: bytes differ")
+	}
+}
+
+func TestSixtyFourMiBBothWays(t *testing.T) {
+	tg := newTarget(t, 64<<20)
+	addr := startServer(t, &Server{})
+	conn, err := client(addr).Dial("tcp", tg.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	transfer(t, conn, tg, 64<<20, nil)
+}
+
+func TestSubConnectionsCutMidTransfer(t *testing.T) {
+	for _, cut := range []int{1, 2} {
+		t.Run(fmt.Sprint(cut), func(t *testing.T) {
+			tg := newTarget(t, 16<<20)
+			addr := startServer(t, &Server{})
+			recs := []*recorder{{}, {}, {}}
+			var paths []Path
+			for i, r := range recs {
+				paths = append(paths, Path{Name: fmt.Sprint("p", i), Dial: r.dial})
+			}
+			conn, err := client(addr, paths...).Dial("tcp", tg.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			transfer(t, conn, tg, 16<<20, func(sent int) {
+				if sent == 4<<20 {
+					for _, r := range recs[:cut] {
+						r.cut()
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestRefusedTarget(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	addr := startServer(t, &Server{})
+	_, err := client(addr).Dial("tcp", dead)
+	var fe *failure.Error
+	if !errors.As(err, &fe) || fe.Reason != failure.Refused {
+		t.Fatalf("got %v, want a refusal", err)
+	}
+}
+
+func TestServerDown(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	if _, err := client(dead).Dial("tcp", "127.0.0.1:1"); err == nil {
+		t.Fatal("dial through a dead server succeeded")
+	}
+}
+
+func TestConcurrentSessions(t *testing.T) {
+	tg := newTarget(t, 64<<10)
+	addr := startServer(t, &Server{})
+	c := client(addr)
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := c.Dial("tcp", tg.addr())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			msg := make([]byte, 32<<10)
+			rand.Read(msg)
+			conn.Write(msg)
+			conn.(interface{ CloseWrite() error }).CloseWrite()
+			n, err := io.Copy(io.Discard, conn)
+			if err != nil || n != 64<<10 {
+				errs <- fmt.Errorf("read %d bytes, %v", n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		sums := <-tg.sums
+		_ = sums
+	}
+}
+
+func TestLeafV1Client(t *testing.T) {
+	tg := newTarget(t, 4<<20)
+	addr := startServer(t, &Server{})
+	c := client(addr)
+	c.Version = 1
+	conn, err := c.Dial("tcp", tg.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	transfer(t, conn, tg, 4<<20, nil)
+}
+
+func TestAccept(t *testing.T) {
+	srv := &Server{}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv.Dial = nil
+	go srv.Serve(ln)
+	defer srv.Close()
+	go func() {
+		c, err := srv.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c) // echo
+		c.CloseWrite()
+		c.Close()
+	}()
+	conn, err := client(ln.Addr().String()).Dial("tcp", "echo.invalid:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte("ping"))
+	conn.(interface{ CloseWrite() error }).CloseWrite()
+	got, err := io.ReadAll(conn)
+	conn.Close()
+	if err != nil || string(got) != "ping" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+}

@@ -1,0 +1,402 @@
+package mptp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mptp/mptp/internal/failure"
+	"github.com/mptp/mptp/internal/leaf"
+	"github.com/mptp/mptp/internal/relay"
+	"github.com/mptp/mptp/internal/session"
+	"github.com/mptp/mptp/internal/wire"
+)
+
+// Server accepts MPTP sub-connections, v2 and Leaf's v1, told apart by
+// their first byte.
+type Server struct {
+	// Dial connects a new session's target. When nil, sessions are handed
+	// to Accept instead (v2 only).
+	Dial DialFunc
+	Options
+	// MaxPaths bounds the sub-connections of one session. Default 16.
+	MaxPaths int
+	Logger   *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[[16]byte]*serverSession
+	v1       map[[16]byte]*leaf.Conn
+	conns    map[net.Conn]struct{} // sub-connections in their handshake
+	lns      []net.Listener
+	accepted chan *Conn
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+type serverSession struct {
+	sess   *session.Session
+	target string
+}
+
+// Conn is a session a Server accepted, for programs that serve MPTP
+// themselves (Server.Dial nil).
+type Conn struct {
+	net.Conn
+	target string
+}
+
+// Target is the "host:port" the client asked for.
+func (c *Conn) Target() string { return c.target }
+
+// CloseWrite half-closes the session.
+func (c *Conn) CloseWrite() error { return c.Conn.(*session.Session).CloseWrite() }
+
+var ErrServerClosed = errors.New("mptp: server closed")
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (s *Server) init() {
+	if s.sessions == nil {
+		s.sessions = map[[16]byte]*serverSession{}
+		s.v1 = map[[16]byte]*leaf.Conn{}
+		s.conns = map[net.Conn]struct{}{}
+		s.accepted = make(chan *Conn)
+	}
+}
+
+// Serve accepts sub-connections on ln until Close. It returns
+// ErrServerClosed after Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.init()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		if !s.track(conn) {
+			conn.Close()
+			return ErrServerClosed
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(conn)
+		}()
+	}
+}
+
+// track registers a sub-connection in its handshake, so Close can cut it.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Accept returns the next session when Server.Dial is nil.
+func (s *Server) Accept() (*Conn, error) {
+	s.mu.Lock()
+	s.init()
+	ch := s.accepted
+	s.mu.Unlock()
+	c, ok := <-ch
+	if !ok {
+		return nil, ErrServerClosed
+	}
+	return c, nil
+}
+
+// Close stops accepting, resets every session and waits for the server's
+// goroutines to end.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.init()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	for _, ss := range s.sessions {
+		ss.sess.Reset(wire.RstShutdown, "server closing")
+	}
+	for _, c := range s.v1 {
+		c.Close()
+	}
+	close(s.accepted)
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) handle(conn net.Conn) {
+	defer s.untrack(conn)
+	conn.SetDeadline(time.Now().Add(s.handshakeTimeout()))
+	br := bufio.NewReaderSize(conn, 512)
+	first, err := br.Peek(1)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	log := s.logger().With("peer", conn.RemoteAddr().String())
+	// The handshake is read through br; whatever it buffered beyond the
+	// handshake belongs to the session.
+	sub := &bufferedConn{Conn: conn, r: br}
+	switch first[0] {
+	case wire.Version:
+		s.handleV2(sub, log)
+	case leaf.Version:
+		s.handleV1(sub, log)
+	default:
+		log.Info("handshake refused", "reason", fmt.Sprintf("unknown version 0x%02x", first[0]))
+		conn.Close()
+	}
+}
+
+func (s *Server) handleV2(conn *bufferedConn, log *slog.Logger) {
+	req, err := wire.ReadRequest(conn.r)
+	if err != nil {
+		log.Info("handshake refused", "reason", err)
+		s.refuse(conn, wire.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Kind == wire.KindJoin {
+		s.join(conn, req, log)
+		return
+	}
+	if req.Cmd != wire.CmdConnect {
+		s.refuse(conn, byte(failure.CmdUnsupported), "only CONNECT is supported")
+		return
+	}
+	log = log.With("target", req.Target)
+	cfg := s.sessionConfig()
+	cfg.PeerWindow = req.Window
+	cfg.Logger = log
+	cfg.LocalAddr, cfg.RemoteAddr = Addr("server"), Addr(req.Target)
+	sess := session.New(cfg)
+	s.mu.Lock()
+	if _, dup := s.sessions[req.CID]; dup || s.closed {
+		s.mu.Unlock()
+		sess.Reset(wire.RstClosed, "not opened")
+		s.refuse(conn, wire.StatusSessionExists, "session exists")
+		return
+	}
+	s.sessions[req.CID] = &serverSession{sess: sess, target: req.Target}
+	s.mu.Unlock()
+	forget := func() {
+		s.mu.Lock()
+		delete(s.sessions, req.CID)
+		s.mu.Unlock()
+	}
+
+	var target net.Conn
+	if s.Dial != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
+		target, err = s.Dial(ctx, "tcp", req.Target)
+		cancel()
+		if err != nil {
+			forget()
+			sess.Reset(wire.RstTarget, "target failed")
+			reason := failure.Of(err)
+			log.Info("target refused", "reason", reason, "error", err)
+			s.refuse(conn, byte(reason), err.Error())
+			return
+		}
+	}
+	if _, err := conn.Write(wire.AppendReply(nil, &wire.Reply{Status: wire.StatusOK, Window: sess.Window()})); err != nil {
+		forget()
+		sess.Reset(wire.RstClosed, "handshake failed")
+		conn.Close()
+		if target != nil {
+			target.Close()
+		}
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	if _, err := sess.AddPath(conn, conn.RemoteAddr().String(), 0); err != nil {
+		forget()
+		conn.Close()
+		if target != nil {
+			target.Close()
+		}
+		return
+	}
+	log.Info("session start", "paths", 1)
+	start := time.Now()
+	if target == nil {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed {
+			select {
+			case s.accepted <- &Conn{Conn: sess, target: req.Target}:
+			case <-sess.Done():
+			}
+		}
+		<-sess.Done()
+		forget()
+		return
+	}
+	up, down, rerr := relay.Copy(sess, target)
+	<-sess.Done()
+	forget()
+	var paths []string
+	for _, c := range sess.Stats() {
+		paths = append(paths, c.Name)
+	}
+	log.Info("session end", "up", up, "down", down, "paths", paths, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
+}
+
+func errOrNil(errs ...error) any {
+	if err := errors.Join(errs...); err != nil {
+		return err.Error()
+	}
+	return nil
+}
+
+func (s *Server) join(conn *bufferedConn, req *wire.Request, log *slog.Logger) {
+	s.mu.Lock()
+	ss := s.sessions[req.CID]
+	s.mu.Unlock()
+	if ss == nil {
+		log.Info("join refused", "reason", "unknown session")
+		s.refuse(conn, wire.StatusUnknownSession, "unknown session")
+		return
+	}
+	if ss.sess.PathCount() >= s.maxPaths() {
+		s.refuse(conn, wire.StatusTooManyPaths, "too many paths")
+		return
+	}
+	if _, err := conn.Write(wire.AppendReply(nil, &wire.Reply{Status: wire.StatusOK, Window: ss.sess.Window()})); err != nil {
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	if _, err := ss.sess.AddPath(conn, conn.RemoteAddr().String(), 0); err != nil {
+		conn.Close()
+		return
+	}
+	log.Debug("path joined", "target", ss.target)
+}
+
+func (s *Server) refuse(conn net.Conn, status byte, msg string) {
+	conn.Write(wire.AppendReply(nil, &wire.Reply{Status: status, Msg: msg}))
+	conn.Close()
+}
+
+func (s *Server) maxPaths() int {
+	if s.MaxPaths > 0 {
+		return s.MaxPaths
+	}
+	return 16
+}
+
+// handleV1 serves a Leaf client. The first sub-connection of a CID creates
+// the session and connects its target; the rest join it. v1 has no reply,
+// so a failed target simply closes the sub-connections.
+func (s *Server) handleV1(conn *bufferedConn, log *slog.Logger) {
+	hs, err := leaf.ReadHandshake(conn.r)
+	if err != nil {
+		log.Info("v1 handshake refused", "reason", err)
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	s.mu.Lock()
+	if c := s.v1[hs.CID]; c != nil {
+		s.mu.Unlock()
+		c.AddPath(conn)
+		return
+	}
+	if s.closed || s.Dial == nil {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	log = log.With("target", hs.Target, "version", 1)
+	c := leaf.NewConn(leaf.Options{Logger: log, LocalAddr: Addr("server"), RemoteAddr: Addr(hs.Target)})
+	s.v1[hs.CID] = c
+	s.mu.Unlock()
+	c.AddPath(conn)
+	defer func() {
+		s.mu.Lock()
+		delete(s.v1, hs.CID)
+		s.mu.Unlock()
+	}()
+	if hs.Cmd == leaf.CmdUDP {
+		log.Info("v1 UDP not supported yet")
+		c.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
+	target, err := s.Dial(ctx, "tcp", hs.Target)
+	cancel()
+	if err != nil {
+		log.Info("target refused", "reason", failure.Of(err), "error", err)
+		c.Close()
+		return
+	}
+	log.Info("session start")
+	start := time.Now()
+	up, down, rerr := relay.Copy(c, target)
+	log.Info("session end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr))
+}
+
+// bufferedConn reads through the reader that parsed the handshake.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+func (c *bufferedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
