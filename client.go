@@ -35,6 +35,83 @@ type Client struct {
 	Version int
 	Options
 	Logger *slog.Logger
+
+	mu    sync.Mutex
+	live  map[*session.Session]struct{}
+	ended map[string]*PathStats
+}
+
+// PathStats are one path's totals over a Client's sessions.
+type PathStats struct {
+	Name          string
+	BytesSent     uint64 // payload bytes, retransmissions included
+	BytesReceived uint64
+	Retransmitted uint64
+	Joins, Fails  uint64
+}
+
+func (p *PathStats) add(c session.Counters) {
+	p.BytesSent += c.BytesSent
+	p.BytesReceived += c.BytesReceived
+	p.Retransmitted += c.Retransmitted
+	p.Joins += c.Joins
+	p.Fails += c.Fails
+}
+
+// Stats returns each path's totals, in the order of Paths.
+func (c *Client) Stats() []PathStats {
+	c.mu.Lock()
+	byName := map[string]*PathStats{}
+	for name, ps := range c.ended {
+		cp := *ps
+		byName[name] = &cp
+	}
+	live := make([]*session.Session, 0, len(c.live))
+	for s := range c.live {
+		live = append(live, s)
+	}
+	c.mu.Unlock()
+	for _, s := range live {
+		for _, ctr := range s.Stats() {
+			ps := byName[ctr.Name]
+			if ps == nil {
+				ps = &PathStats{Name: ctr.Name}
+				byName[ctr.Name] = ps
+			}
+			ps.add(ctr)
+		}
+	}
+	out := make([]PathStats, 0, len(c.Paths))
+	for _, p := range c.Paths {
+		ps := byName[p.Name]
+		if ps == nil {
+			ps = &PathStats{Name: p.Name}
+		}
+		out = append(out, *ps)
+	}
+	return out
+}
+
+// track counts a session's paths in Stats while it lives and after.
+func (c *Client) track(s *session.Session) {
+	c.mu.Lock()
+	if c.live == nil {
+		c.live, c.ended = map[*session.Session]struct{}{}, map[string]*PathStats{}
+	}
+	c.live[s] = struct{}{}
+	c.mu.Unlock()
+	<-s.Done()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.live, s)
+	for _, ctr := range s.Stats() {
+		ps := c.ended[ctr.Name]
+		if ps == nil {
+			ps = &PathStats{Name: ctr.Name}
+			c.ended[ctr.Name] = ps
+		}
+		ps.add(ctr)
+	}
 }
 
 func (c *Client) logger() *slog.Logger {
@@ -105,7 +182,7 @@ func (d *dial) run(ctx context.Context) (net.Conn, error) {
 	}
 	// Paths stop redialing once the session is over.
 	go func() { // ends with the session
-		<-d.sess.Done()
+		d.c.track(d.sess)
 		close(d.stop)
 	}()
 	return d.sess, nil

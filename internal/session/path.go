@@ -246,7 +246,7 @@ func (p *path) writeLoop() {
 		s.mu.Lock()
 		hdr, bufs = p.collect(hdr[:0], bufs[:0])
 		closing, dead := p.closing, p.dead
-		nextPing := time.Until(p.lastPing.Add(s.cfg.PingInterval))
+		nextPing := time.Until(p.lastPing.Add(p.pingInterval()))
 		s.mu.Unlock()
 		if len(bufs) > 0 {
 			bb := bufs // WriteTo consumes its receiver
@@ -322,7 +322,7 @@ func (p *path) collect(hdr []byte, bufs net.Buffers) ([]byte, net.Buffers) {
 		add(start)
 		p.pongDue = false
 	}
-	if now := time.Now(); now.Sub(p.lastPing) >= s.cfg.PingInterval {
+	if now := time.Now(); now.Sub(p.lastPing) >= p.pingInterval() {
 		start := len(hdr)
 		hdr = wire.AppendPing(hdr, wire.TypePing, uint64(now.Sub(s.start)))
 		add(start)
@@ -365,6 +365,15 @@ func (p *path) collect(hdr []byte, bufs net.Buffers) ([]byte, net.Buffers) {
 		p.finSent = true
 	}
 	return hdr, bufs
+}
+
+// pingInterval is short while the path carries data, so that its minimum
+// RTT, which the scheduler compares, is learned within a few round trips.
+func (p *path) pingInterval() time.Duration {
+	if p.sent == p.delivered {
+		return p.s.cfg.PingInterval
+	}
+	return max(10*time.Millisecond, min(p.s.cfg.PingInterval, p.est.srtt))
 }
 
 // maxBatch bounds the bytes one write call carries, so control frames are

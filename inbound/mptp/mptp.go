@@ -1,0 +1,83 @@
+// Package mptp is the inbound that serves MPTP clients (mptp's v2 and
+// Leaf's v1) and connects their sessions through the default outbound.
+package mptp
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/mptp/mptp"
+	"github.com/mptp/mptp/config"
+	"github.com/mptp/mptp/inbound"
+)
+
+func init() { inbound.Register("mptp", build) }
+
+type settings struct {
+	RecvWindow int `json:"recv_window"`
+	SendBuffer int `json:"send_buffer"`
+	// Grace, in seconds: how long a session with no path waits for one.
+	Grace float64 `json:"grace"`
+	// HandshakeTimeout, in seconds.
+	HandshakeTimeout float64 `json:"handshake_timeout"`
+	MaxPaths         int     `json:"max_paths"`
+}
+
+// Inbound runs an mptp.Server on a listener.
+type Inbound struct {
+	tag    string
+	addr   string
+	server *mptp.Server
+	ln     net.Listener
+	done   chan struct{}
+}
+
+func build(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, error) {
+	var st settings
+	path := ctx.Path + ".settings"
+	if err := config.DecodeSettings(path, raw, &st, ctx.Warn); err != nil {
+		return nil, err
+	}
+	if st.RecvWindow < 0 || st.SendBuffer < 0 || st.Grace < 0 || st.HandshakeTimeout < 0 || st.MaxPaths < 0 {
+		return nil, fmt.Errorf("%s: limits cannot be negative", path)
+	}
+	srv := &mptp.Server{Dial: ctx.Dialer.DialContext, Logger: ctx.Logger, MaxPaths: st.MaxPaths}
+	srv.RecvWindow, srv.SendBuffer = st.RecvWindow, st.SendBuffer
+	srv.Grace = time.Duration(st.Grace * float64(time.Second))
+	srv.HandshakeTimeout = time.Duration(st.HandshakeTimeout * float64(time.Second))
+	return &Inbound{tag: ctx.Tag, addr: net.JoinHostPort(ctx.Address, strconv.Itoa(ctx.Port)), server: srv}, nil
+}
+
+func (in *Inbound) Tag() string { return in.tag }
+
+func (in *Inbound) Start() error {
+	ln, err := net.Listen("tcp", in.addr)
+	if err != nil {
+		return err
+	}
+	in.ln = ln
+	in.done = make(chan struct{})
+	go func() {
+		defer close(in.done)
+		in.server.Serve(ln)
+	}()
+	return nil
+}
+
+func (in *Inbound) Addr() net.Addr {
+	if in.ln == nil {
+		return nil
+	}
+	return in.ln.Addr()
+}
+
+func (in *Inbound) Close() error {
+	err := in.server.Close()
+	if in.done != nil {
+		<-in.done
+	}
+	return err
+}
