@@ -1,6 +1,8 @@
 package leaf
 
 import (
+	"github.com/mptp/mptp/internal/deadline"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -52,7 +54,7 @@ type Options struct {
 type Conn struct {
 	opts     Options
 	log      *slog.Logger
-	rdl, wdl *deadline
+	rdl, wdl *deadline.Deadline
 	wmu      sync.Mutex     // one Write at a time, so Writes don't interleave
 	wg       sync.WaitGroup // path goroutines
 
@@ -90,8 +92,8 @@ func NewConn(opts Options) *Conn {
 	return &Conn{
 		opts:  opts,
 		log:   opts.Logger,
-		rdl:   newDeadline(),
-		wdl:   newDeadline(),
+		rdl:   deadline.New(),
+		wdl:   deadline.New(),
 		paths: make(map[*path]struct{}),
 		rq:    newReorder(opts.MaxHeld),
 	}
@@ -129,7 +131,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 			return 0, net.ErrClosed
 		case c.reset:
 			return 0, c.err
-		case c.rdl.expired():
+		case c.rdl.Expired():
 			return 0, os.ErrDeadlineExceeded
 		case c.rlen > 0:
 			return c.readLocked(b), nil
@@ -140,7 +142,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		case len(b) == 0:
 			return 0, nil
 		}
-		c.waitLocked(c.rdl.done())
+		c.waitLocked(c.rdl.Done())
 	}
 }
 
@@ -193,13 +195,13 @@ func (c *Conn) send(frame []byte) error {
 		if err := c.writeErrLocked(); err != nil {
 			return err
 		}
-		if c.wdl.expired() {
+		if c.wdl.Expired() {
 			return os.ErrDeadlineExceeded
 		}
 		if c.canSendLocked() {
 			break
 		}
-		c.waitLocked(c.wdl.done())
+		c.waitLocked(c.wdl.Done())
 	}
 	c.pn++
 	binary.BigEndian.PutUint64(frame[1:], c.pn)
@@ -294,8 +296,8 @@ wait:
 	}
 	c.unlock()
 	c.wg.Wait()
-	c.rdl.set(time.Time{})
-	c.wdl.set(time.Time{})
+	c.rdl.Set(time.Time{})
+	c.wdl.Set(time.Time{})
 	return nil
 }
 
@@ -305,13 +307,13 @@ func (c *Conn) SetDeadline(t time.Time) error {
 }
 
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdl.set(t)
+	c.rdl.Set(t)
 	c.wake()
 	return nil
 }
 
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.wdl.set(t)
+	c.wdl.Set(t)
 	c.wake()
 	return nil
 }

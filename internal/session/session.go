@@ -4,6 +4,8 @@
 package session
 
 import (
+	"github.com/mptp/mptp/internal/deadline"
+
 	"errors"
 	"fmt"
 	"io"
@@ -117,7 +119,7 @@ type Session struct {
 
 	readable chan struct{}
 	writable chan struct{}
-	rdl, wdl *deadline
+	rdl, wdl *deadline.Deadline
 }
 
 // New returns a session with no paths yet.
@@ -133,8 +135,8 @@ func New(cfg Config) *Session {
 		done:      make(chan struct{}),
 		readable:  make(chan struct{}, 1),
 		writable:  make(chan struct{}, 1),
-		rdl:       newDeadline(),
-		wdl:       newDeadline(),
+		rdl:       deadline.New(),
+		wdl:       deadline.New(),
 	}
 	s.advLimit = s.recv.Limit()
 	// A session is created for a first path; until it comes, the grace
@@ -197,7 +199,7 @@ func (s *Session) Read(b []byte) (int, error) {
 		select {
 		case <-s.readable:
 		case <-s.done:
-		case <-s.rdl.wait():
+		case <-s.rdl.Done():
 			return 0, os.ErrDeadlineExceeded
 		}
 	}
@@ -242,7 +244,7 @@ func (s *Session) Write(b []byte) (int, error) {
 		select {
 		case <-s.writable:
 		case <-s.done:
-		case <-s.wdl.wait():
+		case <-s.wdl.Done():
 			return total, os.ErrDeadlineExceeded
 		}
 	}
@@ -444,11 +446,11 @@ func (s *Session) LocalAddr() net.Addr  { return s.cfg.LocalAddr }
 func (s *Session) RemoteAddr() net.Addr { return s.cfg.RemoteAddr }
 
 func (s *Session) SetDeadline(t time.Time) error {
-	s.rdl.set(t)
-	s.wdl.set(t)
+	s.rdl.Set(t)
+	s.wdl.Set(t)
 	return nil
 }
-func (s *Session) SetReadDeadline(t time.Time) error  { s.rdl.set(t); return nil }
-func (s *Session) SetWriteDeadline(t time.Time) error { s.wdl.set(t); return nil }
+func (s *Session) SetReadDeadline(t time.Time) error  { s.rdl.Set(t); return nil }
+func (s *Session) SetWriteDeadline(t time.Time) error { s.wdl.Set(t); return nil }
 
 var errSessionEnded = errors.New("mptp: session has ended")

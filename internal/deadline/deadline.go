@@ -1,23 +1,26 @@
-package leaf
+// Package deadline gives net.Conn implementations read and write deadlines
+// that blocked calls can select on.
+package deadline
 
 import (
 	"sync"
 	"time"
 )
 
-// deadline is a channel closed when a deadline passes; setting a new
+// Deadline is a channel closed when a deadline passes; setting a new
 // deadline re-arms it.
-type deadline struct {
+type Deadline struct {
 	mu    sync.Mutex
 	gen   uint64 // ignores timers from earlier set calls
 	timer *time.Timer
 	ch    chan struct{}
 }
 
-func newDeadline() *deadline { return &deadline{ch: make(chan struct{})} }
+// New returns a deadline that is not set.
+func New() *Deadline { return &Deadline{ch: make(chan struct{})} }
 
-// set arms the deadline for t; the zero time means none.
-func (d *deadline) set(t time.Time) {
+// Set arms the deadline for t; the zero time means none.
+func (d *Deadline) Set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil {
@@ -46,14 +49,15 @@ func (d *deadline) set(t time.Time) {
 	})
 }
 
-// done returns the channel for the current deadline.
-func (d *deadline) done() <-chan struct{} {
+// Done returns the channel for the current deadline.
+func (d *Deadline) Done() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.ch
 }
 
-func (d *deadline) expired() bool { return isClosed(d.done()) }
+// Expired reports whether the deadline has passed.
+func (d *Deadline) Expired() bool { return isClosed(d.Done()) }
 
 func isClosed(ch <-chan struct{}) bool {
 	select {
