@@ -69,7 +69,7 @@ func newTarget(t *testing.T, size int) *target {
 
 func (tg *target) addr() string { return tg.ln.Addr().String() }
 
-func startServer(t *testing.T, s *Server) string {
+func startServer(t testing.TB, s *Server) string {
 	t.Helper()
 	if s.Dial == nil {
 		var d net.Dialer
