@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"sync"
 	"time"
 
@@ -174,31 +175,35 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) handle(conn net.Conn) {
-	defer s.untrack(conn)
 	conn.SetDeadline(time.Now().Add(s.handshakeTimeout()))
 	br := bufio.NewReaderSize(conn, 512)
 	first, err := br.Peek(1)
 	if err != nil {
+		s.untrack(conn)
 		conn.Close()
 		return
 	}
 	log := s.logger().With("peer", conn.RemoteAddr().String())
-	// The handshake is read through br; whatever it buffered beyond the
-	// handshake belongs to the session.
-	sub := &bufferedConn{Conn: conn, r: br}
 	switch first[0] {
 	case wire.Version:
-		s.handleV2(sub, log)
+		s.handleV2(conn, br, log)
 	case leaf.Version:
-		s.handleV1(sub, log)
+		s.handleV1(conn, br, log)
 	default:
+		s.untrack(conn)
 		log.Info("handshake refused", "reason", fmt.Sprintf("unknown version 0x%02x", first[0]))
 		conn.Close()
 	}
 }
 
-func (s *Server) handleV2(conn *bufferedConn, log *slog.Logger) {
-	req, err := wire.ReadRequest(conn.r)
+func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
+	req, err := wire.ReadRequest(br)
+	// From here on the session, not Close, ends the sub-connection, so
+	// that the client gets an RST rather than a cut.
+	s.untrack(conn)
+	if err == nil && br.Buffered() > 0 {
+		err = errors.New("data before the handshake reply")
+	}
 	if err != nil {
 		log.Info("handshake refused", "reason", err)
 		s.refuse(conn, wire.StatusBadRequest, err.Error())
@@ -286,8 +291,9 @@ func (s *Server) handleV2(conn *bufferedConn, log *slog.Logger) {
 	forget()
 	var paths []string
 	for _, c := range sess.Stats() {
-		paths = append(paths, c.Name)
+		paths = append(paths, fmt.Sprintf("%s(sent=%d,rcvd=%d)", c.Name, c.BytesSent, c.BytesReceived))
 	}
+	sort.Strings(paths)
 	log.Info("session end", "up", up, "down", down, "paths", paths, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
 }
 
@@ -298,7 +304,7 @@ func errOrNil(errs ...error) any {
 	return nil
 }
 
-func (s *Server) join(conn *bufferedConn, req *wire.Request, log *slog.Logger) {
+func (s *Server) join(conn net.Conn, req *wire.Request, log *slog.Logger) {
 	s.mu.Lock()
 	ss := s.sessions[req.CID]
 	s.mu.Unlock()
@@ -338,14 +344,17 @@ func (s *Server) maxPaths() int {
 // handleV1 serves a Leaf client. The first sub-connection of a CID creates
 // the session and connects its target; the rest join it. v1 has no reply,
 // so a failed target simply closes the sub-connections.
-func (s *Server) handleV1(conn *bufferedConn, log *slog.Logger) {
-	hs, err := leaf.ReadHandshake(conn.r)
+func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
+	hs, err := leaf.ReadHandshake(br)
+	s.untrack(raw)
 	if err != nil {
 		log.Info("v1 handshake refused", "reason", err)
-		conn.Close()
+		raw.Close()
 		return
 	}
-	conn.SetDeadline(time.Time{})
+	raw.SetDeadline(time.Time{})
+	// Leaf sends frames right behind the handshake: they may sit in br.
+	conn := &bufferedConn{Conn: raw, r: br}
 	s.mu.Lock()
 	if c := s.v1[hs.CID]; c != nil {
 		s.mu.Unlock()
@@ -386,7 +395,8 @@ func (s *Server) handleV1(conn *bufferedConn, log *slog.Logger) {
 	log.Info("session end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr))
 }
 
-// bufferedConn reads through the reader that parsed the handshake.
+// bufferedConn reads through the reader that parsed the handshake. Only v1
+// needs it: a v2 client sends nothing before the server's reply.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader

@@ -55,7 +55,7 @@ func newServer(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, erro
 	life, cancel := context.WithCancel(context.Background())
 	return &server{
 		ctx:      ctx,
-		log:      log.With("inbound", ctx.Tag),
+		log:      log,
 		accounts: accounts,
 		life:     life,
 		cancel:   cancel,

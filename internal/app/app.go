@@ -28,6 +28,7 @@ type App struct {
 	Outbounds []outbound.Outbound
 	byTag     map[string]outbound.Outbound
 	log       *slog.Logger
+	names     []string // of Inbounds, for logs: tag, else protocol
 	started   []inbound.Inbound
 }
 
@@ -73,7 +74,13 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, []string, error) {
 				case building[tag]:
 					return nil, fmt.Errorf("outbound %q refers back to itself (a cycle)", tag)
 				}
-				return buildOne(dep)
+				ob, err := buildOne(dep)
+				if err != nil && !errors.Is(err, errInvalidDep) {
+					// Report the actor's own error at its own path, once.
+					errs = append(errs, err)
+					err = fmt.Errorf("outbound %q: %w", tag, errInvalidDep)
+				}
+				return ob, err
 			}}
 		ob, err := factory(ctx, o.Settings)
 		if err != nil {
@@ -116,6 +123,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, []string, error) {
 			continue
 		}
 		a.Inbounds = append(a.Inbounds, ib)
+		a.names = append(a.names, name(in.Tag, in.Protocol))
 	}
 	if len(errs) > 0 {
 		return nil, warnings, errors.Join(errs...)
@@ -149,13 +157,13 @@ func (a *App) Outbound(tag string) outbound.Outbound { return a.byTag[tag] }
 
 // Start starts every inbound; on failure the ones started are closed.
 func (a *App) Start() error {
-	for _, in := range a.Inbounds {
+	for i, in := range a.Inbounds {
 		if err := in.Start(); err != nil {
 			a.Close()
-			return fmt.Errorf("inbound %s: %w", in.Tag(), err)
+			return fmt.Errorf("inbound %s: %w", a.names[i], err)
 		}
 		a.started = append(a.started, in)
-		a.log.Info("listening", "inbound", in.Tag(), "address", in.Addr().String())
+		a.log.Info("listening", "inbound", a.names[i], "address", in.Addr().String())
 	}
 	return nil
 }

@@ -154,6 +154,21 @@ func (b *Buffer) Read(p []byte) int {
 	return n
 }
 
+// Take removes and returns in-order chunks, about max bytes at most (at
+// least one chunk), so a caller can write them out without copying.
+func (b *Buffer) Take(max int) [][]byte {
+	var out [][]byte
+	n := 0
+	for len(b.ready) > 0 && (n == 0 || n+len(b.ready[0]) <= max) {
+		out = append(out, b.ready[0])
+		n += len(b.ready[0])
+		b.ready[0] = nil
+		b.ready = b.ready[1:]
+	}
+	b.readOff += uint64(n)
+	return out
+}
+
 // Discard drops every readable byte, as Read would, and reports how many.
 func (b *Buffer) Discard() int {
 	n := b.Readable()

@@ -46,6 +46,17 @@ func (b *sendBuf) append(p []byte, chunkSize int) {
 	}
 }
 
+// push adds p as a chunk of its own, without copying; small pieces are
+// copied into the last chunk instead, so that chunks stay large.
+func (b *sendBuf) push(p []byte, chunkSize int) {
+	if len(p) < chunkSize/4 {
+		b.append(p, chunkSize)
+		return
+	}
+	b.chunks = append(b.chunks, &chunk{seq: b.end, data: p})
+	b.end += uint64(len(p))
+}
+
 // nextNew returns the first chunk never sent, cut so that it ends at or
 // below limit, or nil.
 func (b *sendBuf) nextNew(limit uint64) *chunk {

@@ -251,6 +251,109 @@ func (s *Session) Write(b []byte) (int, error) {
 	return total, nil
 }
 
+// waitWritable blocks until the send buffer has room, and returns an error
+// if the session cannot take more.
+func (s *Session) waitWritable() error {
+	for {
+		s.mu.Lock()
+		switch {
+		case s.err != nil:
+			err := s.err
+			s.mu.Unlock()
+			return err
+		case s.finReq:
+			s.mu.Unlock()
+			return fmt.Errorf("mptp: write after close: %w", syscall.EPIPE)
+		case s.send.buffered() < s.cfg.SendBuffer:
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.writable:
+		case <-s.done:
+		case <-s.wdl.Done():
+			return os.ErrDeadlineExceeded
+		}
+	}
+}
+
+// ReadFrom sends what r yields until EOF, reading it straight into chunks
+// (io.Copy uses it, which saves a copy of every byte).
+func (s *Session) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	var buf []byte
+	for {
+		if err := s.waitWritable(); err != nil {
+			return total, err
+		}
+		if buf == nil {
+			buf = make([]byte, s.cfg.ChunkSize)
+		}
+		n, err := r.Read(buf)
+		if n > 0 {
+			s.mu.Lock()
+			if s.err != nil || s.finReq {
+				s.mu.Unlock()
+				return total, s.waitWritable()
+			}
+			s.send.push(buf[:n:n], s.cfg.ChunkSize)
+			if n >= s.cfg.ChunkSize/4 {
+				buf = nil // the chunk owns it now
+			}
+			s.wakeAll()
+			s.mu.Unlock()
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// WriteTo writes the peer's stream to w until EOF, handing w the received
+// chunks themselves (io.Copy uses it, which saves a copy of every byte).
+func (s *Session) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		s.mu.Lock()
+		bufs := net.Buffers(s.recv.Take(1 << 20))
+		if len(bufs) > 0 {
+			s.maybeUpdateWindow()
+			s.mu.Unlock()
+			n, err := bufs.WriteTo(w)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		var err error
+		switch {
+		case s.readShut:
+			err = net.ErrClosed
+		case s.peerFin && s.recv.Next() == s.peerFinSeq:
+			s.mu.Unlock()
+			return total, nil
+		case s.err != nil:
+			err = s.err
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return total, err
+		}
+		select {
+		case <-s.readable:
+		case <-s.done:
+		case <-s.rdl.Done():
+			return total, os.ErrDeadlineExceeded
+		}
+	}
+}
+
 // CloseWrite sends FIN after every written byte: the peer reads EOF once it
 // has them all. Reading goes on.
 func (s *Session) CloseWrite() error {
