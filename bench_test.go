@@ -1,10 +1,13 @@
 package mptp
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"testing"
+
+	"github.com/mptp/mptp/internal/faultnet"
 )
 
 // sourceServer sends size bytes to each connection.
@@ -72,4 +75,69 @@ func BenchmarkDownload(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSlowPath uploads 32 MiB over a fast loopback path alone, and
+// over the same path plus one throttled to 2 MB/s: the second must not be
+// slower than the first.
+func BenchmarkSlowPath(b *testing.B) {
+	const size = 32 << 20
+	sink := sinkServer(b)
+	addr := startServer(b, &Server{})
+	var d net.Dialer
+	slow := func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return faultnet.Throttle(c, 2<<20), nil
+	}
+	data := make([]byte, size)
+	for _, tc := range []struct {
+		name  string
+		paths []Path
+	}{
+		{"fast-alone", []Path{{Name: "fast"}}},
+		{"fast+slow", []Path{{Name: "fast"}, {Name: "slow", Dial: slow}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(size)
+			c := &Client{Server: addr, Paths: tc.paths}
+			for i := 0; i < b.N; i++ {
+				conn, err := c.Dial("tcp", sink)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conn.Write(data)
+				conn.(interface{ CloseWrite() error }).CloseWrite()
+				io.Copy(io.Discard, conn) // the sink closes once it has it all
+				conn.Close()
+			}
+			for _, ps := range c.Stats() {
+				b.ReportMetric(float64(ps.BytesSent)/float64(b.N)/size*100, ps.Name+"-%")
+			}
+		})
+	}
+}
+
+// sinkServer reads each connection to the end, then closes it.
+func sinkServer(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	b.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
 }

@@ -288,3 +288,35 @@ func TestAccept(t *testing.T) {
 		t.Fatalf("echo: %q %v", got, err)
 	}
 }
+
+// Every sub-connection is cut at once: the client dials its actors again,
+// the new sub-connections join the session by CID within the grace
+// period, and nothing is lost.
+func TestAllPathsCutResume(t *testing.T) {
+	tg := newTarget(t, 16<<20)
+	addr := startServer(t, &Server{})
+	recs := []*recorder{{}, {}, {}}
+	var paths []Path
+	for i, r := range recs {
+		paths = append(paths, Path{Name: fmt.Sprint("p", i), Dial: r.dial})
+	}
+	c := client(addr, paths...)
+	conn, err := c.Dial("tcp", tg.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	transfer(t, conn, tg, 16<<20, func(sent int) {
+		if sent == 4<<20 || sent == 10<<20 {
+			for _, r := range recs {
+				r.cut()
+			}
+		}
+	})
+	var joins uint64
+	for _, ps := range c.Stats() {
+		joins += ps.Joins
+	}
+	if joins <= 3 {
+		t.Fatalf("paths joined %d times, want rejoins after the cuts", joins)
+	}
+}

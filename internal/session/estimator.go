@@ -19,8 +19,9 @@ type estimator struct {
 }
 
 const (
-	defaultRTT = 100 * time.Millisecond
-	minCwnd    = 256 << 10
+	defaultRTT  = 100 * time.Millisecond
+	minCwnd     = 256 << 10
+	initialCwnd = 64 << 10
 	// minRTTWindow is how long a minimum RTT sample stays valid.
 	minRTTWindow = 10 * time.Second
 )
@@ -73,6 +74,11 @@ func (e *estimator) delivered(n, inflight uint64) {
 // delivers in one unloaded round trip, so that it can grow, and no less
 // than a floor that lets a new path start.
 func (e *estimator) cwnd() uint64 {
+	if e.rate == 0 {
+		// Until the path has shown its rate, it gets little to hold, so
+		// that a slow path cannot sit on much of the stream.
+		return initialCwnd
+	}
 	return max(minCwnd, uint64(2*e.rate*e.minRTT.Seconds()))
 }
 
@@ -86,4 +92,10 @@ func (e *estimator) arrival(n uint64) time.Duration {
 		t += time.Duration(float64(n) / e.rate * float64(time.Second))
 	}
 	return t
+}
+
+// dueBy is when bytes sent at sent should have been acknowledged, by the
+// measure of TCP's retransmission timeout (RFC 6298), plus slack.
+func (e *estimator) dueBy(sent time.Time, slack time.Duration) time.Time {
+	return sent.Add(e.srtt + 4*e.rttvar + slack)
 }

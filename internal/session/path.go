@@ -38,6 +38,7 @@ type path struct {
 	pongDue         bool
 	pongTS          uint64
 	lastPing        time.Time
+	rescueAt        time.Time // when a chunk on another path becomes overdue
 
 	est estimator
 }
@@ -175,7 +176,8 @@ func (p *path) handle(f wire.Frame, drained bool) *protoErr {
 		n := uint64(len(f.Payload))
 		p.rcvd += n
 		p.ctr.BytesReceived += n
-		if s.readShut {
+		if s.readShut && f.Seq+n > s.recv.Next() {
+			// New bytes nobody will read; copies of old ones are normal.
 			return &protoErr{wire.RstClosed, "data after close"}
 		}
 		got, err := s.recv.Insert(f.Seq, f.Payload)
@@ -246,7 +248,10 @@ func (p *path) writeLoop() {
 		s.mu.Lock()
 		hdr, bufs = p.collect(hdr[:0], bufs[:0])
 		closing, dead := p.closing, p.dead
-		nextPing := time.Until(p.lastPing.Add(p.pingInterval()))
+		wait := time.Until(p.lastPing.Add(p.pingInterval()))
+		if !p.rescueAt.IsZero() {
+			wait = min(wait, time.Until(p.rescueAt))
+		}
 		s.mu.Unlock()
 		if len(bufs) > 0 {
 			bb := bufs // WriteTo consumes its receiver
@@ -265,7 +270,7 @@ func (p *path) writeLoop() {
 			p.shutdown()
 			return
 		}
-		ping.Reset(nextPing)
+		ping.Reset(wait)
 		select {
 		case <-p.wake:
 		case <-ping.C:

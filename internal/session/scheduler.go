@@ -21,12 +21,12 @@ func (s *Session) nextChunk(p *path) *chunk {
 		return s.nextRedundant(p)
 	}
 	if c := s.send.popRetrans(); c != nil {
-		c.sentOn, c.resent = p, true
+		c.sentOn, c.sentAt, c.resent = p, time.Now(), true
 		return c
 	}
 	c := s.send.nextNew(s.peerLimit)
 	if c == nil {
-		return nil
+		return s.rescue(p, inflight)
 	}
 	mine := p.est.arrival(inflight + uint64(len(c.data)))
 	backlog := s.send.backlog()
@@ -36,9 +36,41 @@ func (s *Session) nextChunk(p *path) *chunk {
 		}
 	}
 	s.send.markSent()
-	c.sentOn = p
+	c.sentOn, c.sentAt = p, time.Now()
 	return c
 }
+
+// rescue is for a path with room and nothing new to send, because the
+// window or the send buffer is full: usually the receiver is waiting for a
+// chunk that a slower path still carries. It sends a copy of the oldest such
+// chunk, once, so a slow path never holds the stream back; the receiver
+// drops whichever copy comes second.
+func (s *Session) rescue(p *path, inflight uint64) *chunk {
+	mine := p.est.arrival(inflight)
+	p.rescueAt = time.Time{}
+	for i, c := range s.send.chunks[:s.send.unsent] {
+		if i == rescueScan {
+			break
+		}
+		q := c.sentOn
+		if c.copied || q == nil || q == p {
+			continue
+		}
+		due := q.est.dueBy(c.sentAt, mine)
+		if clearlySooner(mine, q.est.arrival(q.sent-q.delivered)) || !time.Now().Before(due) {
+			c.copied = true
+			p.ctr.Retransmitted += uint64(len(c.data))
+			return c
+		}
+		if p.rescueAt.IsZero() || due.Before(p.rescueAt) {
+			p.rescueAt = due // the writer looks again then
+		}
+	}
+	return nil
+}
+
+// rescueScan bounds how far into the unacknowledged chunks rescue looks.
+const rescueScan = 64
 
 func (s *Session) nextRedundant(p *path) *chunk {
 	b := &s.send

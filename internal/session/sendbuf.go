@@ -1,6 +1,9 @@
 package session
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // chunk is a piece of the outgoing byte stream. It keeps its boundaries
 // when it is sent again, so a receiver sees the same pieces on every path.
@@ -8,7 +11,9 @@ type chunk struct {
 	seq    uint64
 	data   []byte
 	sentOn *path // nil when never sent, or queued to be sent again
+	sentAt time.Time
 	resent bool
+	copied bool // a copy went out on a faster path (rescue)
 }
 
 func (c *chunk) end() uint64 { return c.seq + uint64(len(c.data)) }
