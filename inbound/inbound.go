@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
-	"sort"
-	"sync"
+
+	"github.com/mptp/mptp/internal/registry"
 )
 
 // Dialer is where an inbound sends the connections it accepts: the default
@@ -41,37 +41,13 @@ type Context struct {
 // config by building everything.
 type Factory func(ctx *Context, settings json.RawMessage) (Inbound, error)
 
-var (
-	mu        sync.Mutex
-	factories = map[string]Factory{}
-)
+var protocols = registry.New[Factory]("inbound")
 
 // Register makes a protocol available by name. It panics on duplicates.
-func Register(protocol string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := factories[protocol]; dup {
-		panic("inbound: duplicate protocol " + protocol)
-	}
-	factories[protocol] = f
-}
+func Register(protocol string, f Factory) { protocols.Register(protocol, f) }
 
 // Lookup returns the factory for protocol.
-func Lookup(protocol string) (Factory, bool) {
-	mu.Lock()
-	defer mu.Unlock()
-	f, ok := factories[protocol]
-	return f, ok
-}
+func Lookup(protocol string) (Factory, bool) { return protocols.Lookup(protocol) }
 
 // Protocols lists registered protocol names, sorted.
-func Protocols() []string {
-	mu.Lock()
-	defer mu.Unlock()
-	names := make([]string, 0, len(factories))
-	for n := range factories {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Protocols() []string { return protocols.Names() }

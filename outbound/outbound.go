@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"sort"
-	"sync"
+
+	"github.com/mptp/mptp/internal/registry"
 )
 
 // Outbound dials connections. The mptp outbound uses other outbounds as its
@@ -34,40 +34,16 @@ type Context struct {
 // Factory builds an outbound from its settings (nil when absent).
 type Factory func(ctx *Context, settings json.RawMessage) (Outbound, error)
 
-var (
-	mu        sync.Mutex
-	factories = map[string]Factory{}
-)
+var protocols = registry.New[Factory]("outbound")
 
 // Register makes a protocol available by name. It panics on duplicates.
-func Register(protocol string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := factories[protocol]; dup {
-		panic("outbound: duplicate protocol " + protocol)
-	}
-	factories[protocol] = f
-}
+func Register(protocol string, f Factory) { protocols.Register(protocol, f) }
 
 // Lookup returns the factory for protocol.
-func Lookup(protocol string) (Factory, bool) {
-	mu.Lock()
-	defer mu.Unlock()
-	f, ok := factories[protocol]
-	return f, ok
-}
+func Lookup(protocol string) (Factory, bool) { return protocols.Lookup(protocol) }
 
 // Protocols lists registered protocol names, sorted.
-func Protocols() []string {
-	mu.Lock()
-	defer mu.Unlock()
-	names := make([]string, 0, len(factories))
-	for n := range factories {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Protocols() []string { return protocols.Names() }
 
 // Unknown is the error for a protocol nobody registered.
 func Unknown(protocol string) error {

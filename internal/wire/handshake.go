@@ -91,22 +91,32 @@ func AppendRequest(b []byte, r *Request) ([]byte, error) {
 
 // ReadRequest reads a client's handshake, version byte included.
 func ReadRequest(rd io.Reader) (*Request, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+	kind, body, err := readMessage(rd)
+	if err != nil {
 		return nil, err
 	}
+	return ParseRequest(kind, body)
+}
+
+// readMessage reads VER, a type or status byte, LEN and the body, the
+// framing that requests and replies share.
+func readMessage(rd io.Reader) (byte, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+		return 0, nil, err
+	}
 	if hdr[0] != Version {
-		return nil, ErrVersion
+		return 0, nil, ErrVersion
 	}
 	n := int(binary.BigEndian.Uint16(hdr[2:]))
 	if n > MaxHandshakeBody {
-		return nil, fmt.Errorf("%w: body of %d bytes", ErrBadBody, n)
+		return 0, nil, fmt.Errorf("%w: body of %d bytes", ErrBadBody, n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(rd, body); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	return ParseRequest(hdr[1], body)
+	return hdr[1], body, nil
 }
 
 // ParseRequest decodes a request body of the given kind.
@@ -160,22 +170,11 @@ func AppendReply(b []byte, r *Reply) []byte {
 
 // ReadReply reads the server's answer.
 func ReadReply(rd io.Reader) (*Reply, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+	status, body, err := readMessage(rd)
+	if err != nil {
 		return nil, err
 	}
-	if hdr[0] != Version {
-		return nil, ErrVersion
-	}
-	n := int(binary.BigEndian.Uint16(hdr[2:]))
-	if n > MaxHandshakeBody {
-		return nil, fmt.Errorf("%w: reply of %d bytes", ErrBadBody, n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(rd, body); err != nil {
-		return nil, err
-	}
-	r := &Reply{Status: hdr[1]}
+	r := &Reply{Status: status}
 	if r.Status == StatusOK {
 		if len(body) < 4 {
 			return nil, fmt.Errorf("%w: short reply", ErrBadBody)
