@@ -139,16 +139,22 @@ func (c *Client) DialContext(ctx context.Context, network, target string) (net.C
 	if len(c.Paths) == 0 {
 		return nil, errors.New("mptp: client has no paths")
 	}
-	var cid [16]byte
-	crand.Read(cid[:])
-	cid[6] = cid[6]&0x0f | 0x40 // a UUID v4, as Leaf uses
-	cid[8] = cid[8]&0x3f | 0x80
+	cid := newCID()
 	if c.Version == 1 {
 		return c.dialV1(ctx, cid, target)
 	}
 	d := &dial{c: c, cid: cid, target: target, log: c.logger().With("target", target),
 		opened: make(chan struct{}), stop: make(chan struct{})}
 	return d.run(ctx)
+}
+
+// newCID returns a random connection ID shaped as a UUID v4, as Leaf's.
+func newCID() [16]byte {
+	var cid [16]byte
+	crand.Read(cid[:])
+	cid[6] = cid[6]&0x0f | 0x40
+	cid[8] = cid[8]&0x3f | 0x80
+	return cid
 }
 
 // dial is one session being set up and kept supplied with paths.
@@ -329,6 +335,8 @@ func (d *dial) attach(conn net.Conn, p Path) (session.Path, error) {
 	if err != nil {
 		d.mu.Lock()
 		d.opening = false
+		// The server may have the OPEN: the next one needs a new CID.
+		d.cid = newCID()
 		d.mu.Unlock()
 	}
 	return h, err

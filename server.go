@@ -227,7 +227,11 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	if _, dup := s.sessions[req.CID]; dup || s.closed {
 		s.mu.Unlock()
 		sess.Reset(wire.RstClosed, "not opened")
-		s.refuse(conn, wire.StatusSessionExists, "session exists")
+		if dup {
+			s.refuse(conn, wire.StatusSessionExists, "session exists")
+		} else {
+			s.refuse(conn, wire.StatusBusy, "server closing")
+		}
 		return
 	}
 	s.sessions[req.CID] = &serverSession{sess: sess, target: req.Target}

@@ -88,12 +88,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok\n", *file)
 		return 0
 	}
+	// Signals are caught before the listeners open, so that a stop request
+	// that comes as soon as they accept is a clean stop too.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if err := a.Start(); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *file, err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	log.Info("stopping")
 	a.Close()

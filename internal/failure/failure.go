@@ -72,6 +72,11 @@ func Of(err error) Reason {
 	}
 	var fe *Error
 	if errors.As(err, &fe) {
+		if fe.Reason > AddrUnsupported {
+			// Codes beyond SOCKS5's (an upstream MPTP server's own) mean
+			// nothing to whoever gets this one.
+			return General
+		}
 		return fe.Reason
 	}
 	var dnsErr *net.DNSError

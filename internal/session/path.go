@@ -117,6 +117,10 @@ func (p *path) fail(err error) {
 		if len(s.paths) == 0 {
 			s.graceTimer = time.AfterFunc(s.cfg.Grace, s.graceExpired)
 		}
+		// An ACK or window update may have been lost with the path.
+		for _, q := range s.paths {
+			q.ackDue = true
+		}
 		s.wakeAll()
 	} else if err != nil {
 		p.err = nil // the session was over anyway
@@ -154,8 +158,14 @@ func (p *path) readLoop() {
 			s.mu.Unlock()
 			return
 		}
-		if herr := p.handle(f, br.Buffered() == 0); herr != nil {
+		if herr := p.handle(f); herr != nil {
 			s.resetLocked(herr.code, herr.msg, true)
+		}
+		// Acknowledge whenever the reader has caught up with the socket,
+		// so that no data waits for the next 64 KiB to be acknowledged.
+		if br.Buffered() == 0 && p.rcvd > p.rcvdAcked && !p.ackDue {
+			p.ackDue = true
+			signal(p.wake)
 		}
 		s.mu.Unlock()
 	}
@@ -169,13 +179,16 @@ type protoErr struct {
 }
 
 // handle applies one frame from the peer. Called with s.mu held.
-func (p *path) handle(f wire.Frame, drained bool) *protoErr {
+func (p *path) handle(f wire.Frame) *protoErr {
 	s := p.s
 	switch f.Type {
 	case wire.TypeData:
 		n := uint64(len(f.Payload))
 		p.rcvd += n
 		p.ctr.BytesReceived += n
+		if s.peerFin && f.Seq+n > s.peerFinSeq {
+			return &protoErr{wire.RstProtocol, "data beyond FIN"}
+		}
 		if s.readShut && f.Seq+n > s.recv.Next() {
 			// New bytes nobody will read; copies of old ones are normal.
 			return &protoErr{wire.RstClosed, "data after close"}
@@ -187,7 +200,7 @@ func (p *path) handle(f wire.Frame, drained bool) *protoErr {
 		if got > 0 {
 			signal(s.readable)
 		}
-		if p.rcvd-p.rcvdAcked >= 64<<10 || drained {
+		if p.rcvd-p.rcvdAcked >= 64<<10 {
 			p.ackDue = true
 			signal(p.wake)
 		}

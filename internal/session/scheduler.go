@@ -40,11 +40,12 @@ func (s *Session) nextChunk(p *path) *chunk {
 	return c
 }
 
-// rescue is for a path with room and nothing new to send, because the
-// window or the send buffer is full: usually the receiver is waiting for a
-// chunk that a slower path still carries. It sends a copy of the oldest such
-// chunk, once, so a slow path never holds the stream back; the receiver
-// drops whichever copy comes second.
+// rescue is for a path with room and nothing new to send (the window or
+// the send buffer is full, or the application is idle): then the receiver
+// may be waiting for a chunk that a slower or stalled path still carries.
+// It sends one copy of the oldest such chunk if this path would deliver it
+// clearly sooner, or if the chunk is overdue on its path; the receiver drops
+// whichever copy comes second. So a slow path never holds the stream back.
 func (s *Session) rescue(p *path, inflight uint64) *chunk {
 	mine := p.est.arrival(inflight)
 	p.rescueAt = time.Time{}
