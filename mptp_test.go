@@ -1,6 +1,7 @@
 package mptp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,7 +10,10 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -318,5 +322,104 @@ func TestAllPathsCutResume(t *testing.T) {
 	}
 	if joins <= 3 {
 		t.Fatalf("paths joined %d times, want rejoins after the cuts", joins)
+	}
+}
+
+// When every path is gone and none comes back within the grace period,
+// both ends see a reset, not a hang.
+func TestGraceExpiry(t *testing.T) {
+	tg := newTarget(t, 1<<20)
+	srv := &Server{Options: Options{Grace: 100 * time.Millisecond}}
+	addr := startServer(t, srv)
+	rec := &recorder{}
+	var down atomic.Bool
+	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
+		if down.Load() {
+			return nil, syscall.ENETUNREACH
+		}
+		return rec.dial(ctx, network, a)
+	}
+	c := &Client{Server: addr, Paths: []Path{{Name: "only", Dial: dial}}, Options: Options{Grace: 100 * time.Millisecond}}
+	conn, err := c.Dial("tcp", tg.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	rec.cut()
+	_, err = io.Copy(io.Discard, conn)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read after the grace period: %v, want a reset", err)
+	}
+	conn.Close()
+	// The server ended its side too: its target connection was closed.
+	sums := <-tg.sums
+	_ = sums
+}
+
+// A sub-connection that never sends its handshake is closed by the
+// handshake timeout.
+func TestHandshakeTimeout(t *testing.T) {
+	addr := startServer(t, &Server{Options: Options{HandshakeTimeout: 50 * time.Millisecond}})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes from a silent handshake", n)
+	}
+}
+
+// Leaf's client, byte for byte: the same handshake on two sub-connections,
+// every DATA frame on both, FIN on both. The target gets each byte once
+// and the reply comes back.
+func TestLeafWireBytes(t *testing.T) {
+	got := make(chan string, 1)
+	echo, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer echo.Close()
+	go func() {
+		c, err := echo.Accept()
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+		c.Write([]byte("world"))
+		c.Close()
+	}()
+	addr := startServer(t, &Server{})
+	port := echo.Addr().(*net.TCPAddr).Port
+	hs := []byte{0x01}
+	hs = append(hs, bytes.Repeat([]byte{0xab}, 16)...)
+	hs = append(hs, 0x01, 0x01, 127, 0, 0, 1, byte(port>>8), byte(port))
+	hello := []byte{0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'}
+	var subs []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(hs)
+		subs = append(subs, c)
+	}
+	for _, c := range subs {
+		c.Write(hello)
+		c.Write([]byte{0x04}) // FIN
+	}
+	if s := <-got; s != "hello" {
+		t.Fatalf("target got %q, want one copy of hello", s)
+	}
+	// The reply is a DATA frame with PN 1 and "world" on some sub-connection.
+	want := []byte{0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, 'w', 'o', 'r', 'l', 'd'}
+	reply := make([]byte, len(want))
+	if _, err := io.ReadFull(subs[0], reply); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(reply, want) {
+		t.Fatalf("reply % x, want % x", reply, want)
 	}
 }
