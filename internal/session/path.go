@@ -208,7 +208,7 @@ func (p *path) handle(f wire.Frame) *protoErr {
 			s.checkFinished()
 		}
 	case wire.TypeAck:
-		if f.Ack > s.send.end || f.PathRcvd > p.sent {
+		if f.Ack > s.send.sentEnd() || f.PathRcvd > p.sent {
 			return &protoErr{wire.RstProtocol, "ACK of bytes never sent"}
 		}
 		s.send.ack(f.Ack)

@@ -2,7 +2,10 @@ package session
 
 import (
 	"sort"
+	"sync"
 	"time"
+
+	"github.com/mptp/mptp/internal/wire"
 )
 
 // chunk is a piece of the outgoing byte stream. It keeps its boundaries
@@ -14,7 +17,15 @@ type chunk struct {
 	sentAt time.Time
 	resent bool
 	copied bool // a copy went out on a faster path (rescue)
+	// pooled is the buffer from chunkPool that data lies in, if any.
+	pooled *[]byte
 }
+
+// chunkPool recycles the buffers ReadFrom reads into.
+var chunkPool = sync.Pool{New: func() any {
+	b := make([]byte, wire.MaxPayload)
+	return &b
+}}
 
 func (c *chunk) end() uint64 { return c.seq + uint64(len(c.data)) }
 
@@ -25,6 +36,9 @@ type sendBuf struct {
 	end     uint64   // offset after the last written byte
 	retrans []*chunk // sent on a path that died; sorted by seq
 	una     uint64   // every byte below it is acknowledged
+	// shared means chunks may be in several paths' writes at once (the
+	// redundant scheduler), so their buffers are never recycled.
+	shared bool
 }
 
 // buffered is the number of bytes written and not yet acknowledged.
@@ -51,15 +65,17 @@ func (b *sendBuf) append(p []byte, chunkSize int) {
 	}
 }
 
-// push adds p as a chunk of its own, without copying; small pieces are
-// copied into the last chunk instead, so that chunks stay large.
-func (b *sendBuf) push(p []byte, chunkSize int) {
-	if len(p) < chunkSize/4 {
-		b.append(p, chunkSize)
-		return
+// push adds the first n bytes of buf, a buffer from chunkPool, as a chunk
+// of its own, without copying. Small pieces are copied into the last chunk
+// instead, so that chunks stay large; push reports whether it kept buf.
+func (b *sendBuf) push(buf *[]byte, n, chunkSize int) bool {
+	if n < chunkSize/4 {
+		b.append((*buf)[:n], chunkSize)
+		return false
 	}
-	b.chunks = append(b.chunks, &chunk{seq: b.end, data: p})
-	b.end += uint64(len(p))
+	b.chunks = append(b.chunks, &chunk{seq: b.end, data: (*buf)[:n:n], pooled: buf})
+	b.end += uint64(n)
+	return true
 }
 
 // nextNew returns the first chunk never sent, cut so that it ends at or
@@ -84,6 +100,15 @@ func (b *sendBuf) nextNew(limit uint64) *chunk {
 	return c
 }
 
+// sentEnd is the offset below which every byte was sent at least once:
+// a peer cannot acknowledge more.
+func (b *sendBuf) sentEnd() uint64 {
+	if b.unsent < len(b.chunks) {
+		return b.chunks[b.unsent].seq
+	}
+	return b.end
+}
+
 // markSent records that the chunk nextNew returned went out.
 func (b *sendBuf) markSent() { b.unsent++ }
 
@@ -99,6 +124,12 @@ func (b *sendBuf) ack(upto uint64) {
 	b.una = upto
 	i := 0
 	for i < len(b.chunks) && b.chunks[i].end() <= upto {
+		c := b.chunks[i]
+		// Acknowledged bytes were copied out by the kernel already; only a
+		// chunk that more than one write may hold must not be recycled.
+		if c.pooled != nil && !c.copied && !c.resent && !b.shared {
+			chunkPool.Put(c.pooled)
+		}
 		b.chunks[i] = nil
 		i++
 	}

@@ -59,7 +59,7 @@ func (c *Config) defaults() {
 		c.SendBuffer = 4 << 20
 	}
 	if c.ChunkSize <= 0 || c.ChunkSize > wire.MaxPayload {
-		c.ChunkSize = 32 << 10
+		c.ChunkSize = wire.MaxPayload
 	}
 	if c.PeerWindow == 0 {
 		c.PeerWindow = 64 << 10
@@ -131,6 +131,7 @@ func New(cfg Config) *Session {
 		start:     time.Now(),
 		counters:  map[string]*Counters{},
 		peerLimit: uint64(cfg.PeerWindow),
+		send:      sendBuf{shared: cfg.Redundant},
 		recv:      reorder.New(cfg.RecvWindow, 0),
 		done:      make(chan struct{}),
 		readable:  make(chan struct{}, 1),
@@ -282,23 +283,27 @@ func (s *Session) waitWritable() error {
 // (io.Copy uses it, which saves a copy of every byte).
 func (s *Session) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
-	var buf []byte
+	var buf *[]byte
+	defer func() {
+		if buf != nil {
+			chunkPool.Put(buf)
+		}
+	}()
 	for {
 		if err := s.waitWritable(); err != nil {
 			return total, err
 		}
 		if buf == nil {
-			buf = make([]byte, s.cfg.ChunkSize)
+			buf = chunkPool.Get().(*[]byte)
 		}
-		n, err := r.Read(buf)
+		n, err := r.Read((*buf)[:s.cfg.ChunkSize])
 		if n > 0 {
 			s.mu.Lock()
 			if s.err != nil || s.finReq {
 				s.mu.Unlock()
 				return total, s.waitWritable()
 			}
-			s.send.push(buf[:n:n], s.cfg.ChunkSize)
-			if n >= s.cfg.ChunkSize/4 {
+			if s.send.push(buf, n, s.cfg.ChunkSize) {
 				buf = nil // the chunk owns it now
 			}
 			s.wakeAll()
