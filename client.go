@@ -290,10 +290,16 @@ func (d *dial) connect(ctx context.Context, p Path) (net.Conn, error) {
 		var nd net.Dialer
 		dialFn = nd.DialContext
 	}
+	d.mu.Lock()
+	opened := d.sess != nil
+	d.mu.Unlock()
+	if opened {
+		// Before the session opens, the caller's context bounds the dial;
+		// after, only the session's life does.
+		ctx = context.WithoutCancel(ctx)
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.c.handshakeTimeout())
 	defer cancel()
-	// Before the session opens, the caller's context bounds the dial;
-	// after, the session's life does.
 	go func() {
 		select {
 		case <-d.stop:

@@ -423,3 +423,23 @@ func TestLeafWireBytes(t *testing.T) {
 		t.Fatalf("reply % x, want % x", reply, want)
 	}
 }
+
+// The caller's context bounds the dial only: once the session is open,
+// paths that die are dialed again even if that context was canceled.
+func TestRedialAfterDialContextCanceled(t *testing.T) {
+	tg := newTarget(t, 8<<20)
+	addr := startServer(t, &Server{})
+	rec := &recorder{}
+	c := client(addr, Path{Name: "a", Dial: rec.dial})
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := c.DialContext(ctx, "tcp", tg.addr())
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	transfer(t, conn, tg, 8<<20, func(sent int) {
+		if sent == 2<<20 {
+			rec.cut()
+		}
+	})
+}
