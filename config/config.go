@@ -69,14 +69,19 @@ func Parse(data []byte) (*Config, []string, error) {
 	return cfg, e.warns, nil
 }
 
-// Load reads a file and calls Parse. Errors and warnings are prefixed with
-// the file name.
+// Load reads a file and calls Parse if it is JSON (its first character
+// that is not space or in a # or ; comment line is '{'), otherwise
+// ParseConf. Errors and warnings are prefixed with the file name.
 func Load(path string) (*Config, []string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err // already names the file
 	}
-	cfg, warns, err := Parse(data)
+	parse := ParseConf
+	if looksLikeJSON(data) {
+		parse = Parse
+	}
+	cfg, warns, err := parse(data)
 	for i, w := range warns {
 		warns[i] = path + ": " + w
 	}

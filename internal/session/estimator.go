@@ -11,11 +11,17 @@ type estimator struct {
 	minRTTAt     time.Time
 	measured     bool
 
-	rate      float64 // bytes per second: the best recent sample
+	rate      float64 // bytes per second: the best recent sample; 0 unknown
 	samples   [8]float64
 	next      int
 	acc       uint64
 	lastStamp time.Time
+	// full is set when the path had as much in flight as it may since the
+	// last sample. A sample taken while it had less measures what it was
+	// given, not what it can do, and may only raise the rate: otherwise a
+	// path measured while starved would look slow and stay starved.
+	full       bool
+	lastSample time.Time
 }
 
 const (
@@ -24,6 +30,8 @@ const (
 	initialCwnd = 64 << 10
 	// minRTTWindow is how long a minimum RTT sample stays valid.
 	minRTTWindow = 10 * time.Second
+	// rateTTL is how long a delivery rate stays valid without new samples.
+	rateTTL = 2 * time.Second
 )
 
 func (e *estimator) init(rtt time.Duration) {
@@ -54,19 +62,33 @@ func (e *estimator) rtt(sample time.Duration) {
 }
 
 // delivered records that the peer got n more bytes over this path.
-func (e *estimator) delivered(n, inflight uint64) {
+func (e *estimator) delivered(n uint64) {
 	e.acc += n
 	now := time.Now()
 	elapsed := now.Sub(e.lastStamp)
 	if elapsed < max(e.srtt, 10*time.Millisecond) {
 		return
 	}
-	e.samples[e.next] = float64(e.acc) / elapsed.Seconds()
+	sample := float64(e.acc) / elapsed.Seconds()
+	full := e.full
+	e.acc, e.lastStamp, e.full = 0, now, false
+	if !full && sample <= e.rate || !full && e.rate == 0 {
+		return
+	}
+	e.samples[e.next] = sample
 	e.next = (e.next + 1) % len(e.samples)
-	e.acc, e.lastStamp = 0, now
+	e.lastSample = now
 	e.rate = 0
 	for _, r := range e.samples {
 		e.rate = max(e.rate, r)
+	}
+}
+
+// expire forgets a rate nothing has confirmed for rateTTL, so that a path
+// once measured slow is tried again rather than avoided for good.
+func (e *estimator) expire(now time.Time) {
+	if e.rate > 0 && now.Sub(e.lastSample) > rateTTL {
+		e.rate, e.samples, e.next = 0, [8]float64{}, 0
 	}
 }
 

@@ -216,7 +216,7 @@ func (p *path) handle(f wire.Frame) *protoErr {
 			s.peerLimit = lim
 		}
 		if f.PathRcvd > p.delivered {
-			p.est.delivered(f.PathRcvd-p.delivered, p.sent-f.PathRcvd)
+			p.est.delivered(f.PathRcvd - p.delivered)
 			p.delivered = f.PathRcvd
 		}
 		if f.Flags&wire.FlagFinAcked != 0 && s.finReq && f.Ack == s.send.end {

@@ -13,8 +13,10 @@ import "time"
 // to help, and never makes the session slower than the fast one alone.
 // Redundant: every chunk on every path; the receiver drops copies.
 func (s *Session) nextChunk(p *path) *chunk {
+	p.est.expire(time.Now())
 	inflight := p.sent - p.delivered
 	if inflight >= p.est.cwnd() {
+		p.est.full = true
 		return nil
 	}
 	if s.cfg.Redundant {
