@@ -237,8 +237,8 @@ func (d *dial) keep(ctx context.Context, p Path) {
 				return
 			}
 		}
-		var fe *failure.Error
-		if errors.As(err, &fe) || errors.Is(err, errSessionOver) {
+		var refused *serverRefusal
+		if errors.As(err, &refused) || errors.Is(err, errSessionOver) {
 			return
 		}
 		d.log.Info("path down", "path", p.Name, "reason", err, "retry_in", backoff)
@@ -254,6 +254,14 @@ func (d *dial) keep(ctx context.Context, p Path) {
 }
 
 var errSessionOver = errors.New("mptp: session is over")
+
+// serverRefusal is the server's answer that the session cannot be: it ends
+// the dial. A failure.Error from an actor (a relay refusing) ends only that
+// path's attempt.
+type serverRefusal struct{ err *failure.Error }
+
+func (r *serverRefusal) Error() string { return "mptp server: " + r.err.Error() }
+func (r *serverRefusal) Unwrap() error { return r.err }
 
 // firstFailed handles a path whose first attempt failed before the
 // session opened: when every path has failed, the dial fails. It reports
@@ -276,8 +284,8 @@ func (d *dial) firstFailed(err error) bool {
 	d.failed++
 	all := d.failed == len(d.c.Paths)
 	d.mu.Unlock()
-	var fe *failure.Error
-	if all || errors.As(err, &fe) {
+	var refused *serverRefusal
+	if all || errors.As(err, &refused) {
 		d.finish(nil, err)
 		return true
 	}
@@ -362,7 +370,7 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 	}
 	if reply.Status != wire.StatusOK {
 		conn.Close()
-		err := &failure.Error{Reason: failure.Reason(reply.Status), Msg: reply.Msg}
+		err := &serverRefusal{&failure.Error{Reason: failure.Reason(reply.Status), Msg: reply.Msg}}
 		d.finish(nil, err)
 		return session.Path{}, err
 	}

@@ -443,3 +443,23 @@ func TestRedialAfterDialContextCanceled(t *testing.T) {
 		}
 	})
 }
+
+// An actor whose relay refuses (its own failure.Error) fails only its own
+// path: the session opens over the others.
+func TestRefusingActorDoesNotFailSession(t *testing.T) {
+	tg := newTarget(t, 1024)
+	addr := startServer(t, &Server{})
+	refusing := func(context.Context, string, string) (net.Conn, error) {
+		return nil, &failure.Error{Reason: failure.NotAllowed, Msg: "407 Proxy Authentication Required"}
+	}
+	c := client(addr, Path{Name: "relay", Dial: refusing}, Path{Name: "direct"})
+	for i := 0; i < 20; i++ {
+		conn, err := c.Dial("tcp", tg.addr())
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		io.Copy(io.Discard, conn)
+		conn.Close()
+		<-tg.sums
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 
 	"github.com/mptp/mptp/internal/registry"
@@ -29,6 +30,8 @@ type Context struct {
 	Lookup func(tag string) (Outbound, error)
 	// Warn records a non-fatal problem, such as an unknown key.
 	Warn func(msg string)
+	// Logger is the process logger, named for this outbound.
+	Logger *slog.Logger
 }
 
 // Factory builds an outbound from its settings (nil when absent).

@@ -5,6 +5,7 @@ package mptp
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/mptp/mptp"
 	"github.com/mptp/mptp/config"
 	"github.com/mptp/mptp/inbound"
+	"github.com/mptp/mptp/internal/netdial"
 )
 
 func init() { inbound.Register("mptp", build) }
@@ -24,6 +26,9 @@ type settings struct {
 	// HandshakeTimeout, in seconds.
 	HandshakeTimeout float64 `json:"handshake_timeout"`
 	MaxPaths         int     `json:"max_paths"`
+	// MPTCP accepts kernel Multipath TCP sub-connections whatever GODEBUG
+	// says (Go's listeners do by default) and logs whether clients use it.
+	MPTCP bool `json:"mptcp"`
 }
 
 // Inbound runs an mptp.Server on a listener.
@@ -31,6 +36,8 @@ type Inbound struct {
 	tag    string
 	addr   string
 	server *mptp.Server
+	mptcp  bool
+	log    *slog.Logger
 	ln     net.Listener
 	done   chan struct{}
 }
@@ -48,13 +55,14 @@ func build(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, error) {
 	srv.RecvWindow, srv.SendBuffer = st.RecvWindow, st.SendBuffer
 	srv.Grace = time.Duration(st.Grace * float64(time.Second))
 	srv.HandshakeTimeout = time.Duration(st.HandshakeTimeout * float64(time.Second))
-	return &Inbound{tag: ctx.Tag, addr: net.JoinHostPort(ctx.Address, strconv.Itoa(ctx.Port)), server: srv}, nil
+	return &Inbound{tag: ctx.Tag, addr: net.JoinHostPort(ctx.Address, strconv.Itoa(ctx.Port)), server: srv,
+		mptcp: st.MPTCP, log: ctx.Logger}, nil
 }
 
 func (in *Inbound) Tag() string { return in.tag }
 
 func (in *Inbound) Start() error {
-	ln, err := net.Listen("tcp", in.addr)
+	ln, err := netdial.Listen(in.addr, in.mptcp, in.log)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,9 @@ import (
 	_ "github.com/mptp/mptp/inbound/mptp"
 	_ "github.com/mptp/mptp/inbound/socks"
 	_ "github.com/mptp/mptp/outbound/direct"
+	_ "github.com/mptp/mptp/outbound/http"
 	_ "github.com/mptp/mptp/outbound/mptp"
+	_ "github.com/mptp/mptp/outbound/socks"
 )
 
 // errInvalidDep marks an error about an outbound whose own error is
@@ -65,7 +67,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, []string, error) {
 		}
 		building[o.Tag] = true
 		defer delete(building, o.Tag)
-		ctx := &outbound.Context{Tag: o.Tag, Path: o.Path, Warn: warn,
+		ctx := &outbound.Context{Tag: o.Tag, Path: o.Path, Warn: warn, Logger: log.With("outbound", name(o.Tag, o.Protocol)),
 			Lookup: func(tag string) (outbound.Outbound, error) {
 				dep, ok := outs[tag]
 				switch {

@@ -6,27 +6,23 @@ package direct
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
-	"net/netip"
 
 	"github.com/mptp/mptp/config"
+	"github.com/mptp/mptp/internal/netdial"
 	"github.com/mptp/mptp/outbound"
 )
 
 func init() { outbound.Register("direct", build) }
 
 type settings struct {
-	// Bind is the local IP address sub-connections leave from.
-	Bind string `json:"bind"`
-	// Interface is a device name (SO_BINDTODEVICE; needs CAP_NET_RAW).
-	Interface string `json:"interface"`
+	netdial.Options
 }
 
 // Direct dials targets itself.
 type Direct struct {
 	tag    string
-	dialer net.Dialer
+	dialer *netdial.Dialer
 }
 
 func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error) {
@@ -35,21 +31,11 @@ func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error
 	if err := config.DecodeSettings(path, raw, &st, ctx.Warn); err != nil {
 		return nil, err
 	}
-	d := &Direct{tag: ctx.Tag}
-	if st.Bind != "" {
-		ip, err := netip.ParseAddr(st.Bind)
-		if err != nil {
-			return nil, fmt.Errorf("%s.bind: %q is not an IP address", path, st.Bind)
-		}
-		d.dialer.LocalAddr = &net.TCPAddr{IP: ip.AsSlice(), Zone: ip.Zone()}
+	d, err := netdial.New(path, st.Options, ctx.Warn, ctx.Logger)
+	if err != nil {
+		return nil, err
 	}
-	if st.Interface != "" {
-		if _, err := net.InterfaceByName(st.Interface); err != nil {
-			ctx.Warn(fmt.Sprintf("%s.interface: %q is not on this machine now (%v); dials will fail until it is", path, st.Interface, err))
-		}
-		d.dialer.Control = bindToDevice(st.Interface)
-	}
-	return d, nil
+	return &Direct{tag: ctx.Tag, dialer: d}, nil
 }
 
 func (d *Direct) Tag() string { return d.tag }

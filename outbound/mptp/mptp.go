@@ -46,7 +46,7 @@ func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error
 	if err := config.DecodeSettings(path, raw, &st, ctx.Warn); err != nil {
 		return nil, err
 	}
-	c := &mptp.Client{Version: st.Version}
+	c := &mptp.Client{Version: st.Version, Logger: ctx.Logger}
 	switch {
 	case len(st.Actors) == 0:
 		return nil, fmt.Errorf("%s.actors: an mptp outbound needs at least one actor", path)
