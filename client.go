@@ -165,7 +165,7 @@ type dial struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	opening bool
+	attempt chan struct{} // an OPEN in progress; closed when it ends
 	failed  int // paths whose first attempt failed before the session opened
 	sess    *session.Session
 	openErr error
@@ -325,35 +325,50 @@ func (d *dial) connect(ctx context.Context, p Path) (net.Conn, error) {
 // attach performs the handshake on conn: OPEN if no session exists and no
 // other path is opening one, JOIN otherwise (after the OPEN succeeded).
 func (d *dial) attach(conn net.Conn, p Path) (session.Path, error) {
-	d.mu.Lock()
-	open := d.sess == nil && !d.opening
-	if open {
-		d.opening = true
-	}
-	d.mu.Unlock()
-	if !open {
+	for {
+		d.mu.Lock()
+		sess, open := d.sess, d.sess == nil && d.attempt == nil
+		attempt := d.attempt
 		select {
 		case <-d.opened:
-		case <-d.stop:
+			if sess == nil { // the dial failed for good
+				d.mu.Unlock()
+				conn.Close()
+				return session.Path{}, errSessionOver
+			}
+		default:
 		}
-		d.mu.Lock()
-		sess := d.sess
-		d.mu.Unlock()
-		if sess == nil {
-			conn.Close()
-			return session.Path{}, errSessionOver
+		if open {
+			attempt = make(chan struct{})
+			d.attempt = attempt
 		}
-		return d.join(conn, p, sess)
-	}
-	h, err := d.open(conn, p)
-	if err != nil {
-		d.mu.Lock()
-		d.opening = false
-		// The server may have the OPEN: the next one needs a new CID.
-		d.cid = newCID()
 		d.mu.Unlock()
+		if sess != nil {
+			return d.join(conn, p, sess)
+		}
+		if !open {
+			// Another path is opening: join once it has, or take over if
+			// its attempt fails.
+			select {
+			case <-d.opened:
+			case <-attempt:
+			case <-d.stop:
+				conn.Close()
+				return session.Path{}, errSessionOver
+			}
+			continue
+		}
+		h, err := d.open(conn, p)
+		d.mu.Lock()
+		if err != nil && d.sess == nil {
+			// The server may have the OPEN: the next one needs a new CID.
+			d.cid = newCID()
+		}
+		d.attempt = nil
+		close(attempt)
+		d.mu.Unlock()
+		return h, err
 	}
-	return h, err
 }
 
 func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {

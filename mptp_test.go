@@ -463,3 +463,52 @@ func TestRefusingActorDoesNotFailSession(t *testing.T) {
 		<-tg.sums
 	}
 }
+
+// The path that sent OPEN dies and stays down: another path that came up
+// meanwhile takes over the opening.
+func TestOpenerDiesAnotherOpens(t *testing.T) {
+	tg := newTarget(t, 1024)
+	addr := startServer(t, &Server{})
+	// The first path connects, then its link swallows everything.
+	blackhole := func(ctx context.Context, network, a string) (net.Conn, error) {
+		c1, c2 := net.Pipe()
+		go io.Copy(io.Discard, c2)
+		return c1, nil
+	}
+	slow := func(ctx context.Context, network, a string) (net.Conn, error) {
+		time.Sleep(20 * time.Millisecond) // connects after the first
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}
+	c := client(addr, Path{Name: "dead", Dial: blackhole}, Path{Name: "good", Dial: slow})
+	c.HandshakeTimeout = 200 * time.Millisecond
+	conn, err := c.Dial("tcp", tg.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, conn)
+	conn.Close()
+	<-tg.sums
+}
+
+// Closing a server while a session waits for Accept neither panics nor
+// hangs; the client sees the session reset.
+func TestCloseWithSessionWaitingForAccept(t *testing.T) {
+	srv := &Server{}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	conn, err := client(ln.Addr().String()).Dial("tcp", "nobody.invalid:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	<-done
+	if _, err := io.Copy(io.Discard, conn); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read: %v, want a reset", err)
+	}
+	conn.Close()
+	if _, err := srv.Accept(); err != ErrServerClosed {
+		t.Fatalf("Accept after Close: %v", err)
+	}
+}

@@ -35,13 +35,18 @@ type Server struct {
 	conns    map[net.Conn]struct{} // sub-connections in their handshake
 	lns      []net.Listener
 	accepted chan *Conn
-	closed   bool
+	closing  chan struct{} // closed by Close
+	// v1Ended remembers recent v1 sessions: Leaf opens sub-connections
+	// with no answer, and a late one must not start the session again.
+	v1Ended map[[16]byte]time.Time
+	closed  bool
 	wg       sync.WaitGroup
 }
 
 type serverSession struct {
-	sess   *session.Session
-	target string
+	sess    *session.Session
+	target  string
+	joining sync.Mutex
 }
 
 // Conn is a session a Server accepted, for programs that serve MPTP
@@ -72,6 +77,8 @@ func (s *Server) init() {
 		s.v1 = map[[16]byte]*leaf.Conn{}
 		s.conns = map[net.Conn]struct{}{}
 		s.accepted = make(chan *Conn)
+		s.closing = make(chan struct{})
+		s.v1Ended = map[[16]byte]time.Time{}
 	}
 }
 
@@ -137,13 +144,13 @@ func (s *Server) untrack(c net.Conn) {
 func (s *Server) Accept() (*Conn, error) {
 	s.mu.Lock()
 	s.init()
-	ch := s.accepted
 	s.mu.Unlock()
-	c, ok := <-ch
-	if !ok {
+	select {
+	case c := <-s.accepted:
+		return c, nil
+	case <-s.closing:
 		return nil, ErrServerClosed
 	}
-	return c, nil
 }
 
 // Close stops accepting, resets every session and waits for the server's
@@ -165,11 +172,18 @@ func (s *Server) Close() error {
 	for _, ss := range s.sessions {
 		ss.sess.Reset(wire.RstShutdown, "server closing")
 	}
+	v1 := make([]*leaf.Conn, 0, len(s.v1))
 	for _, c := range s.v1 {
-		c.Close()
+		v1 = append(v1, c)
 	}
-	close(s.accepted)
+	close(s.closing)
 	s.mu.Unlock()
+	// A v1 Close may wait to flush: all at once, outside the lock.
+	var wg sync.WaitGroup
+	for _, c := range v1 {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
 	s.wg.Wait()
 	return nil
 }
@@ -284,6 +298,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 			select {
 			case s.accepted <- &Conn{Conn: sess, target: req.Target}:
 			case <-sess.Done():
+			case <-s.closing:
 			}
 		}
 		<-sess.Done()
@@ -317,6 +332,10 @@ func (s *Server) join(conn net.Conn, req *wire.Request, log *slog.Logger) {
 		s.refuse(conn, wire.StatusUnknownSession, "unknown session")
 		return
 	}
+	// One join at a time per session, so the path count cannot pass the
+	// limit between the check and the add.
+	ss.joining.Lock()
+	defer ss.joining.Unlock()
 	if ss.sess.PathCount() >= s.maxPaths() {
 		s.refuse(conn, wire.StatusTooManyPaths, "too many paths")
 		return
@@ -365,7 +384,8 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 		c.AddPath(conn)
 		return
 	}
-	if s.closed || s.Dial == nil {
+	s.forgetV1(time.Now())
+	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil {
 		s.mu.Unlock()
 		conn.Close()
 		return
@@ -378,6 +398,7 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.v1, hs.CID)
+		s.v1Ended[hs.CID] = time.Now()
 		s.mu.Unlock()
 	}()
 	if hs.Cmd == leaf.CmdUDP {
@@ -397,6 +418,18 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	start := time.Now()
 	up, down, rerr := relay.Copy(c, target)
 	log.Info("session end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr))
+}
+
+// v1Memory is how long an ended v1 session's CID is refused.
+const v1Memory = time.Minute
+
+// forgetV1 drops ended v1 CIDs older than v1Memory. Called with s.mu held.
+func (s *Server) forgetV1(now time.Time) {
+	for cid, at := range s.v1Ended {
+		if now.Sub(at) > v1Memory {
+			delete(s.v1Ended, cid)
+		}
+	}
 }
 
 // bufferedConn reads through the reader that parsed the handshake. Only v1

@@ -42,6 +42,26 @@ func New(capacity, maxFragments int) *Buffer {
 	return &Buffer{capacity: capacity, maxFragments: maxFragments}
 }
 
+// HeldEnd is the end of the highest byte received: Next, or beyond it when
+// out-of-order bytes are held. A stream cannot end below it.
+func (b *Buffer) HeldEnd() uint64 {
+	if n := len(b.held); n > 0 {
+		last := b.held[n-1]
+		return last.seq + uint64(len(last.data))
+	}
+	return b.next
+}
+
+// compact copies a piece of a chunk of whole bytes when it would pin a
+// much larger buffer, so that memory follows the bytes held, not the
+// frames they came in (a peer could send 64 KiB frames each one byte apart).
+func compact(piece []byte, whole int) []byte {
+	if 2*len(piece)+512 < whole {
+		return append([]byte(nil), piece...)
+	}
+	return piece
+}
+
 // Next is the cumulative acknowledgement: every byte below it has arrived.
 func (b *Buffer) Next() uint64 { return b.next }
 
@@ -64,6 +84,7 @@ func (b *Buffer) Held() int { return b.heldBytes }
 // parts of it); the caller must not reuse it. Duplicate bytes are dropped.
 // It reports how many bytes became readable.
 func (b *Buffer) Insert(seq uint64, p []byte) (int, error) {
+	whole := len(p)
 	end := seq + uint64(len(p))
 	if end < seq || end > b.Limit() {
 		return 0, ErrWindow
@@ -76,10 +97,10 @@ func (b *Buffer) Insert(seq uint64, p []byte) (int, error) {
 		seq = b.next
 	}
 	if seq > b.next {
-		return 0, b.hold(seq, p)
+		return 0, b.hold(seq, p, whole)
 	}
 	before := b.next
-	b.ready = append(b.ready, p)
+	b.ready = append(b.ready, compact(p, whole))
 	b.next = end
 	// Pull held segments that are now contiguous.
 	i := 0
@@ -101,7 +122,7 @@ func (b *Buffer) Insert(seq uint64, p []byte) (int, error) {
 }
 
 // hold stores the parts of [seq, seq+len(p)) that no held segment covers.
-func (b *Buffer) hold(seq uint64, p []byte) error {
+func (b *Buffer) hold(seq uint64, p []byte, whole int) error {
 	end := seq + uint64(len(p))
 	i := sort.Search(len(b.held), func(i int) bool {
 		s := b.held[i]
@@ -118,7 +139,7 @@ func (b *Buffer) hold(seq uint64, p []byte) error {
 		if i < len(b.held) && b.held[i].seq < end {
 			stop = b.held[i].seq
 		}
-		pieces = append(pieces, segment{cur, p[cur-seq : stop-seq]})
+		pieces = append(pieces, segment{cur, compact(p[cur-seq:stop-seq], whole)})
 		cur = stop
 	}
 	if len(pieces) == 0 {

@@ -138,3 +138,21 @@ func FuzzInsert(f *testing.F) {
 		}
 	})
 }
+
+// Frames that each bring one new byte must not pin their whole buffers.
+func TestSlivers(t *testing.T) {
+	b := New(1<<20, 0)
+	var pinned int
+	for i := 0; i < 2000; i++ {
+		frame := make([]byte, 64<<10)
+		b.Insert(uint64(i), frame)
+		pinned += cap(frame)
+	}
+	kept := 0
+	for _, p := range b.ready {
+		kept += cap(p)
+	}
+	if kept > 256<<10 {
+		t.Fatalf("%d bytes readable pin %d bytes of buffers", b.Readable(), kept)
+	}
+}

@@ -84,11 +84,17 @@ func (e *estimator) delivered(n uint64) {
 	}
 }
 
+// forget drops the measured rate, as after a stall.
+func (e *estimator) forget() {
+	e.rate, e.samples, e.next, e.acc = 0, [8]float64{}, 0, 0
+	e.lastStamp = time.Now()
+}
+
 // expire forgets a rate nothing has confirmed for rateTTL, so that a path
 // once measured slow is tried again rather than avoided for good.
 func (e *estimator) expire(now time.Time) {
 	if e.rate > 0 && now.Sub(e.lastSample) > rateTTL {
-		e.rate, e.samples, e.next = 0, [8]float64{}, 0
+		e.forget()
 	}
 }
 

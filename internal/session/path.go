@@ -38,7 +38,15 @@ type path struct {
 	pongDue         bool
 	pongTS          uint64
 	lastPing        time.Time
+	lastPong        time.Time
 	rescueAt        time.Time // when a chunk on another path becomes overdue
+	checkAt         time.Time // when liveness is due to be checked again
+
+	// Liveness (liveness.go).
+	waitingSince time.Time // when the path began to owe something
+	lastProgress time.Time
+	stale        bool
+	staleSince   time.Time
 
 	est estimator
 }
@@ -218,6 +226,7 @@ func (p *path) handle(f wire.Frame) *protoErr {
 		if f.PathRcvd > p.delivered {
 			p.est.delivered(f.PathRcvd - p.delivered)
 			p.delivered = f.PathRcvd
+			p.progressed(time.Now())
 		}
 		if f.Flags&wire.FlagFinAcked != 0 && s.finReq && f.Ack == s.send.end {
 			s.finAcked = true
@@ -226,7 +235,7 @@ func (p *path) handle(f wire.Frame) *protoErr {
 		signal(s.writable)
 		s.wakeAll()
 	case wire.TypeFin:
-		if (s.peerFin && f.Seq != s.peerFinSeq) || f.Seq < s.recv.Next() || f.Seq > s.recv.Limit() {
+		if (s.peerFin && f.Seq != s.peerFinSeq) || f.Seq < s.recv.HeldEnd() || f.Seq > s.recv.Limit() {
 			return &protoErr{wire.RstProtocol, "inconsistent FIN"}
 		}
 		s.peerFin, s.peerFinSeq = true, f.Seq
@@ -240,10 +249,12 @@ func (p *path) handle(f wire.Frame) *protoErr {
 		p.pongDue, p.pongTS = true, f.TS
 		signal(p.wake)
 	case wire.TypePong:
-		now := uint64(time.Since(s.start))
-		if f.TS <= now {
-			p.est.rtt(time.Duration(now - f.TS))
+		now := time.Now()
+		if ts := uint64(now.Sub(s.start)); f.TS <= ts {
+			p.est.rtt(time.Duration(ts - f.TS))
 		}
+		p.lastPong = now
+		p.progressed(now)
 	}
 	return nil
 }
@@ -254,26 +265,35 @@ func (p *path) writeLoop() {
 	ping := time.NewTimer(s.cfg.PingInterval)
 	defer ping.Stop()
 	var (
-		hdr  = make([]byte, 0, 4096)
-		bufs net.Buffers
+		hdr     = make([]byte, 0, 4096)
+		bufs    net.Buffers
+		writing []*chunk // chunks whose data bufs points into
 	)
 	for {
 		s.mu.Lock()
-		hdr, bufs = p.collect(hdr[:0], bufs[:0])
+		hdr, bufs, writing = p.collect(hdr[:0], bufs[:0], writing[:0])
 		closing, dead := p.closing, p.dead
 		wait := time.Until(p.lastPing.Add(p.pingInterval()))
-		if !p.rescueAt.IsZero() {
-			wait = min(wait, time.Until(p.rescueAt))
+		for _, at := range []time.Time{p.rescueAt, p.checkAt} {
+			if !at.IsZero() {
+				wait = min(wait, time.Until(at))
+			}
 		}
 		s.mu.Unlock()
 		if len(bufs) > 0 {
 			bb := bufs // WriteTo consumes its receiver
-			if _, err := bb.WriteTo(p.conn); err != nil {
-				s.mu.Lock()
+			_, err := bb.WriteTo(p.conn)
+			s.mu.Lock()
+			for i, c := range writing {
+				s.send.written(c)
+				writing[i] = nil
+			}
+			if err != nil {
 				p.fail(err)
 				s.mu.Unlock()
 				return
 			}
+			s.mu.Unlock()
 			continue
 		}
 		if dead {
@@ -317,10 +337,10 @@ func (p *path) shutdown() {
 
 // collect gathers the frames this path should write now. Called with s.mu
 // held; payloads are not copied.
-func (p *path) collect(hdr []byte, bufs net.Buffers) ([]byte, net.Buffers) {
+func (p *path) collect(hdr []byte, bufs net.Buffers, writing []*chunk) ([]byte, net.Buffers, []*chunk) {
 	s := p.s
 	if p.dead {
-		return hdr, bufs
+		return hdr, bufs, writing
 	}
 	add := func(start int) {
 		bufs = append(bufs, hdr[start:len(hdr):len(hdr)])
@@ -332,7 +352,7 @@ func (p *path) collect(hdr []byte, bufs net.Buffers) ([]byte, net.Buffers) {
 			add(start)
 			p.rstSent = true
 		}
-		return hdr, bufs
+		return hdr, bufs, writing
 	}
 	if p.pongDue {
 		start := len(hdr)
@@ -359,7 +379,10 @@ func (p *path) collect(hdr []byte, bufs net.Buffers) ([]byte, net.Buffers) {
 		s.advLimit = s.recv.Limit()
 	}
 	if p.closing {
-		return hdr, bufs
+		return hdr, bufs, writing
+	}
+	if p.checkAt = p.checkLiveness(time.Now()); p.dead {
+		return hdr, bufs, writing
 	}
 	batch := 0
 	for batch < maxBatch {
@@ -371,6 +394,8 @@ func (p *path) collect(hdr []byte, bufs net.Buffers) ([]byte, net.Buffers) {
 		hdr = wire.AppendDataHeader(hdr, c.seq, len(c.data))
 		add(start)
 		bufs = append(bufs, c.data)
+		c.writers++
+		writing = append(writing, c)
 		n := uint64(len(c.data))
 		p.sent += n
 		p.ctr.BytesSent += n
@@ -382,16 +407,17 @@ func (p *path) collect(hdr []byte, bufs net.Buffers) ([]byte, net.Buffers) {
 		add(start)
 		p.finSent = true
 	}
-	return hdr, bufs
+	return hdr, bufs, writing
 }
 
 // pingInterval is short while the path carries data, so that its minimum
-// RTT, which the scheduler compares, is learned within a few round trips.
+// RTT, which the scheduler compares, is learned within a few round trips,
+// and while it is stale, so that its revival is seen at once.
 func (p *path) pingInterval() time.Duration {
-	if p.sent == p.delivered {
+	if p.sent == p.delivered && !p.stale {
 		return p.s.cfg.PingInterval
 	}
-	return max(10*time.Millisecond, min(p.s.cfg.PingInterval, p.est.srtt))
+	return max(10*time.Millisecond, min(p.s.cfg.PingInterval, p.est.srtt, p.s.cfg.StaleFloor/2))
 }
 
 // maxBatch bounds the bytes one write call carries, so control frames are

@@ -13,6 +13,10 @@ import "time"
 // to help, and never makes the session slower than the fast one alone.
 // Redundant: every chunk on every path; the receiver drops copies.
 func (s *Session) nextChunk(p *path) *chunk {
+	p.rescueAt = time.Time{} // set again below if still wanted
+	if p.stale {
+		return nil
+	}
 	p.est.expire(time.Now())
 	inflight := p.sent - p.delivered
 	if inflight >= p.est.cwnd() {
@@ -33,7 +37,7 @@ func (s *Session) nextChunk(p *path) *chunk {
 	mine := p.est.arrival(inflight + uint64(len(c.data)))
 	backlog := s.send.backlog()
 	for _, q := range s.paths {
-		if q != p && !q.closing && clearlySooner(q.est.arrival(q.sent-q.delivered+backlog), mine) {
+		if q != p && !q.closing && !q.stale && clearlySooner(q.est.arrival(q.sent-q.delivered+backlog), mine) {
 			return nil
 		}
 	}
@@ -50,7 +54,6 @@ func (s *Session) nextChunk(p *path) *chunk {
 // whichever copy comes second. So a slow path never holds the stream back.
 func (s *Session) rescue(p *path, inflight uint64) *chunk {
 	mine := p.est.arrival(inflight)
-	p.rescueAt = time.Time{}
 	for i, c := range s.send.chunks[:s.send.unsent] {
 		if i == rescueScan {
 			break

@@ -17,8 +17,12 @@ type chunk struct {
 	sentAt time.Time
 	resent bool
 	copied bool // a copy went out on a faster path (rescue)
-	// pooled is the buffer from chunkPool that data lies in, if any.
-	pooled *[]byte
+	// pooled is the buffer from chunkPool that data lies in, if any. It
+	// goes back once the chunk is acknowledged and no write holds it:
+	// writers counts the writes in progress, acked marks the first.
+	pooled  *[]byte
+	writers int
+	acked   bool
 }
 
 // chunkPool recycles the buffers ReadFrom reads into.
@@ -36,9 +40,6 @@ type sendBuf struct {
 	end     uint64   // offset after the last written byte
 	retrans []*chunk // sent on a path that died; sorted by seq
 	una     uint64   // every byte below it is acknowledged
-	// shared means chunks may be in several paths' writes at once (the
-	// redundant scheduler), so their buffers are never recycled.
-	shared bool
 }
 
 // buffered is the number of bytes written and not yet acknowledged.
@@ -125,11 +126,10 @@ func (b *sendBuf) ack(upto uint64) {
 	i := 0
 	for i < len(b.chunks) && b.chunks[i].end() <= upto {
 		c := b.chunks[i]
-		// Acknowledged bytes were copied out by the kernel already; only a
-		// chunk that more than one write may hold must not be recycled.
-		if c.pooled != nil && !c.copied && !c.resent && !b.shared {
-			chunkPool.Put(c.pooled)
-		}
+		// A peer may acknowledge bytes a write still holds (a hostile one
+		// even before they went out): the buffer waits for that write.
+		c.acked = true
+		b.recycle(c)
 		b.chunks[i] = nil
 		i++
 	}
@@ -142,6 +142,19 @@ func (b *sendBuf) ack(upto uint64) {
 		j++
 	}
 	b.retrans = b.retrans[j:]
+}
+
+// written is called when a write that held c has returned.
+func (b *sendBuf) written(c *chunk) {
+	c.writers--
+	b.recycle(c)
+}
+
+func (b *sendBuf) recycle(c *chunk) {
+	if c.acked && c.writers == 0 && c.pooled != nil {
+		chunkPool.Put(c.pooled)
+		c.pooled, c.data = nil, nil
+	}
 }
 
 // requeue queues again every unacknowledged chunk last sent on p.

@@ -27,7 +27,8 @@ type Config struct {
 	RecvWindow int
 	// SendBuffer caps the bytes written and not yet acknowledged. Default 4 MiB.
 	SendBuffer int
-	// ChunkSize is the largest DATA payload sent. Default 32 KiB.
+	// ChunkSize is the largest DATA payload sent. Default and maximum
+	// 65527 bytes, the most a frame holds.
 	ChunkSize int
 	// PeerWindow is the peer's initial receive window, from the handshake.
 	PeerWindow uint32
@@ -37,8 +38,11 @@ type Config struct {
 	// Linger bounds how long a closed session waits for the peer to
 	// finish. Default 30 s.
 	Linger time.Duration
-	// PingInterval is how often each path measures its RTT. Default 1 s.
+	// PingInterval is how often an idle path measures its RTT. Default 1 s.
 	PingInterval time.Duration
+	// StaleFloor is the least time a path may owe an answer before it is
+	// declared stale (the RTT sets it above this). Default 200 ms.
+	StaleFloor time.Duration
 	// Redundant sends every chunk on every path (lower latency, no
 	// aggregation) instead of each chunk on the path expected to deliver it
 	// soonest.
@@ -72,6 +76,9 @@ func (c *Config) defaults() {
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = time.Second
+	}
+	if c.StaleFloor <= 0 {
+		c.StaleFloor = 200 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -131,7 +138,6 @@ func New(cfg Config) *Session {
 		start:     time.Now(),
 		counters:  map[string]*Counters{},
 		peerLimit: uint64(cfg.PeerWindow),
-		send:      sendBuf{shared: cfg.Redundant},
 		recv:      reorder.New(cfg.RecvWindow, 0),
 		done:      make(chan struct{}),
 		readable:  make(chan struct{}, 1),
@@ -212,9 +218,14 @@ func (s *Session) maybeUpdateWindow() {
 	if s.recv.Limit()-s.advLimit < uint64(s.cfg.RecvWindow/4) {
 		return
 	}
-	if p := s.fastestPath(); p != nil {
-		p.ackDue = true
-		signal(p.wake)
+	// On every path: the one that looks fastest may have gone silent, and
+	// a sender waiting at the limit sends nothing that would call for an
+	// ACK on another.
+	for _, p := range s.paths {
+		if !p.closing {
+			p.ackDue = true
+			signal(p.wake)
+		}
 	}
 }
 
@@ -370,6 +381,7 @@ func (s *Session) CloseWrite() error {
 	if !s.finReq {
 		s.finReq = true
 		s.wakeAll()
+		signal(s.writable) // a blocked Write fails now
 	}
 	return nil
 }
@@ -386,7 +398,9 @@ func (s *Session) Close() error {
 	s.readShut = true
 	s.finReq = true
 	signal(s.readable)
-	if s.err != nil || s.ended {
+	signal(s.writable)
+	if s.err != nil || s.ended || s.finished {
+		s.recv.Discard()
 		return nil
 	}
 	if s.recv.Readable() > 0 || s.recv.Held() > 0 {
@@ -504,16 +518,6 @@ func (s *Session) maybeEnd() {
 	close(s.done)
 }
 
-func (s *Session) fastestPath() *path {
-	var best *path
-	for _, p := range s.paths {
-		if !p.closing && (best == nil || p.est.srtt < best.est.srtt) {
-			best = p
-		}
-	}
-	return best
-}
-
 // Counters are the totals of the paths of one name (an actor's tag).
 type Counters struct {
 	Name          string
@@ -521,6 +525,7 @@ type Counters struct {
 	BytesReceived uint64
 	Retransmitted uint64
 	Joins, Fails  uint64
+	Stalls        uint64 // times the path was found stale
 	SRTT          time.Duration
 	Live          bool
 }

@@ -1,0 +1,82 @@
+package session
+
+import (
+	"fmt"
+	"time"
+)
+
+// Silent failures, where packets vanish and no error ever comes, are found
+// here. A path that owes something (unacknowledged DATA, or a PONG) and has
+// made no progress (its per-path count advanced, or a PONG came) for a time
+// derived from its RTT is stale: what it carries goes out again on the other
+// paths at once, and it gets no new data until it shows life. A path stale
+// for much longer is closed, so that its actor dials again, perhaps over a
+// new route.
+
+// staleAfter is how long a path may owe something without progress.
+func (p *path) staleAfter() time.Duration {
+	e := &p.est
+	return max(p.s.cfg.StaleFloor, 3*(e.srtt+4*e.rttvar))
+}
+
+// deadAfter is how long a path may stay stale before it is closed.
+func (p *path) deadAfter() time.Duration {
+	return max(3*time.Second, 10*p.staleAfter())
+}
+
+// owes reports whether the path waits for something from the peer.
+func (p *path) owes() bool {
+	return p.sent > p.delivered || p.lastPing.After(p.lastPong)
+}
+
+// progressed records life on the path: delivery or a PONG.
+func (p *path) progressed(now time.Time) {
+	p.lastProgress = now
+	if p.stale {
+		p.stale = false
+		p.s.log.Info("path revived", "path", p.name, "after", now.Sub(p.staleSince).Round(time.Millisecond))
+		p.s.wakeAll()
+	}
+}
+
+// checkLiveness marks the path stale or closes it when due, and returns
+// when it should be checked again (zero: nothing owed). Called with s.mu
+// held, by the path's writer.
+func (p *path) checkLiveness(now time.Time) time.Time {
+	if !p.owes() {
+		p.waitingSince = time.Time{}
+		return time.Time{}
+	}
+	if p.waitingSince.IsZero() {
+		p.waitingSince = now
+	}
+	since := p.waitingSince
+	if p.lastProgress.After(since) {
+		since = p.lastProgress
+	}
+	if !p.stale {
+		due := since.Add(p.staleAfter())
+		if now.Before(due) {
+			return due
+		}
+		p.markStale(now)
+	}
+	dead := p.staleSince.Add(p.deadAfter())
+	if now.Before(dead) {
+		return dead
+	}
+	p.fail(fmt.Errorf("no answer for %s", now.Sub(since).Round(time.Millisecond)))
+	return time.Time{}
+}
+
+func (p *path) markStale(now time.Time) {
+	s := p.s
+	p.stale, p.staleSince = true, now
+	p.ctr.Stalls++
+	n := s.send.requeue(p)
+	p.ctr.Retransmitted += uint64(n)
+	// What it measured no longer holds; it starts over when it revives.
+	p.est.forget()
+	s.log.Info("path stale", "path", p.name, "silent_for", now.Sub(p.waitingSince).Round(time.Millisecond), "resent", n)
+	s.wakeAll()
+}
