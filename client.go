@@ -166,7 +166,7 @@ type dial struct {
 
 	mu      sync.Mutex
 	attempt chan struct{} // an OPEN in progress; closed when it ends
-	failed  int // paths whose first attempt failed before the session opened
+	failed  int           // paths whose first attempt failed before the session opened
 	sess    *session.Session
 	openErr error
 	opened  chan struct{} // closed once sess or openErr is set

@@ -40,7 +40,7 @@ type Server struct {
 	// with no answer, and a late one must not start the session again.
 	v1Ended map[[16]byte]time.Time
 	closed  bool
-	wg       sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 type serverSession struct {
