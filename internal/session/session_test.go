@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/mptp/mptp/internal/faultnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -288,4 +291,38 @@ func TestGraceExpires(t *testing.T) {
 	if _, err := b.Read(make([]byte, 1)); !errors.Is(err, ErrReset) {
 		t.Fatalf("b: %v", err)
 	}
+}
+
+// A path that goes silent mid-transfer (no error, packets just vanish) is
+// found stale, and what it carried goes out on the others: nothing is lost
+// and the transfer does not wait for TCP to give up.
+func TestSilentPath(t *testing.T) {
+	a, b := New(Config{}), New(Config{})
+	left, right := tcpPairs(t, 3)
+	var silent *faultnet.Conn
+	for i := range left {
+		l := left[i]
+		if i == 1 {
+			silent = faultnet.Wrap(l)
+			l = silent
+		}
+		a.AddPath(l, fmt.Sprint("p", i), 0)
+		b.AddPath(right[i], fmt.Sprint("p", i), 0)
+	}
+	data := randomBytes(t, 32<<20)
+	exchange(t, a, b, data, data[:16<<20], func() {
+		for waitSent(a) < 4<<20 {
+			time.Sleep(time.Millisecond)
+		}
+		silent.Silence()
+	})
+	stalls := uint64(0)
+	for _, c := range append(a.Stats(), b.Stats()...) {
+		stalls += c.Stalls
+	}
+	if stalls == 0 {
+		t.Fatal("no path was found stale")
+	}
+	silent.Close() // a silent link never closes by itself
+	closeBoth(t, a, b)
 }
