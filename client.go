@@ -23,6 +23,16 @@ type Path struct {
 	Name string
 	// Dial opens a sub-connection to address; nil means a plain TCP dial.
 	Dial DialFunc
+	// Backup paths carry data only while no other path can.
+	Backup bool
+}
+
+// ext is what a path's handshake says about it.
+func (p *Path) ext() []byte {
+	if p.Backup {
+		return wire.AppendExt(nil, wire.ExtPathFlags, []byte{wire.PathBackup})
+	}
+	return nil
 }
 
 // Client dials MPTP sessions.
@@ -378,7 +388,7 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 	if cfg.RecvWindow <= 0 {
 		cfg.RecvWindow = session.DefaultRecvWindow
 	}
-	req := &wire.Request{Kind: wire.KindOpen, CID: d.cid, Cmd: wire.CmdConnect, Target: d.target, Window: uint32(cfg.RecvWindow)}
+	req := &wire.Request{Kind: wire.KindOpen, CID: d.cid, Cmd: wire.CmdConnect, Target: d.target, Window: uint32(cfg.RecvWindow), Ext: p.ext()}
 	reply, _, err := d.handshake(conn, req)
 	if err != nil {
 		return session.Path{}, fmt.Errorf("path %s: %w", p.Name, err)
@@ -391,7 +401,7 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 	}
 	cfg.PeerWindow = reply.Window
 	sess := session.New(cfg)
-	h, err := sess.AddPath(conn, p.Name, 0)
+	h, err := sess.AddPath(conn, session.PathConfig{Name: p.Name, Backup: p.Backup})
 	if err != nil {
 		conn.Close()
 		return h, err
@@ -406,7 +416,7 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 }
 
 func (d *dial) join(conn net.Conn, p Path, sess *session.Session) (session.Path, error) {
-	req := &wire.Request{Kind: wire.KindJoin, CID: d.cid, Window: sess.Window()}
+	req := &wire.Request{Kind: wire.KindJoin, CID: d.cid, Window: sess.Window(), Ext: p.ext()}
 	reply, rtt, err := d.handshake(conn, req)
 	if err != nil {
 		return session.Path{}, fmt.Errorf("path %s: %w", p.Name, err)
@@ -418,7 +428,7 @@ func (d *dial) join(conn net.Conn, p Path, sess *session.Session) (session.Path,
 		}
 		return session.Path{}, fmt.Errorf("path %s: join refused: %s %s", p.Name, failure.Reason(reply.Status), reply.Msg)
 	}
-	h, err := sess.AddPath(conn, p.Name, rtt)
+	h, err := sess.AddPath(conn, session.PathConfig{Name: p.Name, RTT: rtt, Backup: p.Backup})
 	if err != nil {
 		conn.Close()
 		return h, errSessionOver

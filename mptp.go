@@ -38,6 +38,10 @@ type Options struct {
 	Redundant bool
 	// HandshakeTimeout bounds a sub-connection's handshake. Default 10 s.
 	HandshakeTimeout time.Duration
+	// StaleFloor is the least time a path may owe an answer before it is
+	// declared stale and what it carries is sent on the others (its RTT
+	// may set the time higher). Default 200 ms.
+	StaleFloor time.Duration
 }
 
 func (o *Options) handshakeTimeout() time.Duration {
@@ -53,6 +57,7 @@ func (o *Options) sessionConfig() session.Config {
 		SendBuffer: o.SendBuffer,
 		Grace:      o.Grace,
 		Redundant:  o.Redundant,
+		StaleFloor: o.StaleFloor,
 	}
 }
 

@@ -223,8 +223,14 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		s.refuse(conn, wire.StatusBadRequest, err.Error())
 		return
 	}
+	flags, err := req.PathFlags()
+	if err != nil {
+		s.refuse(conn, wire.StatusBadRequest, err.Error())
+		return
+	}
+	backup := flags&wire.PathBackup != 0
 	if req.Kind == wire.KindJoin {
-		s.join(conn, req, log)
+		s.join(conn, req, backup, log)
 		return
 	}
 	if req.Cmd != wire.CmdConnect {
@@ -280,7 +286,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		return
 	}
 	conn.SetDeadline(time.Time{})
-	if _, err := sess.AddPath(conn, conn.RemoteAddr().String(), 0); err != nil {
+	if _, err := sess.AddPath(conn, session.PathConfig{Name: conn.RemoteAddr().String(), Backup: backup}); err != nil {
 		forget()
 		conn.Close()
 		if target != nil {
@@ -323,7 +329,7 @@ func errOrNil(errs ...error) any {
 	return nil
 }
 
-func (s *Server) join(conn net.Conn, req *wire.Request, log *slog.Logger) {
+func (s *Server) join(conn net.Conn, req *wire.Request, backup bool, log *slog.Logger) {
 	s.mu.Lock()
 	ss := s.sessions[req.CID]
 	s.mu.Unlock()
@@ -345,7 +351,7 @@ func (s *Server) join(conn net.Conn, req *wire.Request, log *slog.Logger) {
 		return
 	}
 	conn.SetDeadline(time.Time{})
-	if _, err := ss.sess.AddPath(conn, conn.RemoteAddr().String(), 0); err != nil {
+	if _, err := ss.sess.AddPath(conn, session.PathConfig{Name: conn.RemoteAddr().String(), Backup: backup}); err != nil {
 		conn.Close()
 		return
 	}

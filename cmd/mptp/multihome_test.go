@@ -6,8 +6,8 @@ package main
 // on a lab of two network namespaces joined by two shaped links:
 //
 //	cli                                               srv
-//	vethA 198.18.1.1/24 ──── link A, 100 Mbit/s ──── vethA 198.18.1.2/24   lo 198.18.0.1/32:
-//	vethB 198.18.2.1/24 ──── link B, 100 Mbit/s ──── vethB 198.18.2.2/24     mptp server, web target
+//	vethA 198.18.1.1/24 ──── link A, 40 Mbit/s ──── vethA 198.18.1.2/24   lo 198.18.0.1/32:
+//	vethB 198.18.2.1/24 ──── link B, 40 Mbit/s ──── vethB 198.18.2.2/24     mptp server, web target
 //
 // cli has no route to 198.18.0.1 in its main table: only policy routing
 // (by source address, or by output device) reaches it, table 101 by link A
@@ -32,7 +32,12 @@ const (
 	mptpPort    = 3001         // mptp server, in srv
 	webPort     = 8080         // web target, in srv
 	socksPort   = 1086         // mptp client, on cli's 127.0.0.1
-	blobSize    = 32 << 20
+	blobSize    = 16 << 20
+	// linkRate is each link's shaped rate. Kept well below what a loaded
+	// 2-core machine can source, so that the links, not the web target,
+	// are the bottleneck, and the download is not app-limited (then one
+	// path would rightly carry almost everything).
+	linkRate = "40mbit"
 )
 
 // labLink is one veth pair between cli and srv, named dev on both sides.
@@ -108,7 +113,7 @@ func testMultihomedDownload(t *testing.T, cli, srv string, settings func(labLink
 		fmt.Sprintf("http://%s:%d/blob", serviceAddr, webPort), "-o", out)
 	after := rxBytes(t, cli)
 	took := time.Since(start)
-	t.Logf("downloaded %d bytes in %v: %.0f Mbit/s over two 100 Mbit/s links (informative only)",
+	t.Logf("downloaded %d bytes in %v: %.0f Mbit/s over two 40 Mbit/s links (informative only)",
 		blobSize, took.Round(time.Millisecond), blobSize*8/took.Seconds()/1e6)
 
 	if got := fileSum(t, out); got != want {
@@ -159,7 +164,7 @@ func addLink(t *testing.T, cli, srv string, l labLink) {
 	nsExec(t, srv, "ip", "addr", "add", l.srvAddr+"/24", "dev", l.dev)
 	nsExec(t, cli, "ip", "link", "set", l.dev, "up")
 	nsExec(t, srv, "ip", "link", "set", l.dev, "up")
-	nsExec(t, srv, "tc", "qdisc", "add", "dev", l.dev, "root", "tbf", "rate", "100mbit", "burst", "32kbit", "latency", "50ms")
+	nsExec(t, srv, "tc", "qdisc", "add", "dev", l.dev, "root", "tbf", "rate", linkRate, "burst", "32kbit", "latency", "50ms")
 	nsExec(t, cli, "ip", "route", "add", serviceAddr, "via", l.srvAddr, "dev", l.dev, "table", table)
 	nsExec(t, cli, "ip", "rule", "add", "from", l.cliAddr, "table", table)
 	// A socket bound to a device (SO_BINDTODEVICE) and to no address looks

@@ -21,6 +21,7 @@ type path struct {
 	done chan struct{}
 	err  error
 
+	backup  bool
 	closing bool // the session is over: flush, then close
 	dead    bool
 	rstSent bool
@@ -63,18 +64,29 @@ func (h Path) Err() error {
 	return h.p.err
 }
 
-// AddPath adds a sub-connection whose handshake is done. name groups paths
-// in stats and logs (the actor's tag); rtt, if known, seeds the estimator.
-func (s *Session) AddPath(conn net.Conn, name string, rtt time.Duration) (Path, error) {
+// PathConfig describes a path to AddPath.
+type PathConfig struct {
+	// Name groups paths in stats and logs: the actor's tag, or the peer.
+	Name string
+	// RTT, if known (from the handshake), seeds the estimator.
+	RTT time.Duration
+	// Backup paths carry data only while no other path can.
+	Backup bool
+}
+
+// AddPath adds a sub-connection whose handshake is done.
+func (s *Session) AddPath(conn net.Conn, pc PathConfig) (Path, error) {
+	name := pc.Name
 	p := &path{
-		s:    s,
-		conn: conn,
-		name: name,
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
-		live: 2,
+		s:      s,
+		conn:   conn,
+		name:   name,
+		backup: pc.Backup,
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		live:   2,
 	}
-	p.est.init(rtt)
+	p.est.init(pc.RTT)
 	s.mu.Lock()
 	if s.err != nil || s.finished || s.ended {
 		s.mu.Unlock()

@@ -14,7 +14,7 @@ import "time"
 // Redundant: every chunk on every path; the receiver drops copies.
 func (s *Session) nextChunk(p *path) *chunk {
 	p.rescueAt = time.Time{} // set again below if still wanted
-	if p.stale {
+	if p.stale || p.backup && s.primaryUp() {
 		return nil
 	}
 	p.est.expire(time.Now())
@@ -37,13 +37,29 @@ func (s *Session) nextChunk(p *path) *chunk {
 	mine := p.est.arrival(inflight + uint64(len(c.data)))
 	backlog := s.send.backlog()
 	for _, q := range s.paths {
-		if q != p && !q.closing && !q.stale && clearlySooner(q.est.arrival(q.sent-q.delivered+backlog), mine) {
+		if q != p && q.usable() && clearlySooner(q.est.arrival(q.sent-q.delivered+backlog), mine) {
 			return nil
 		}
 	}
 	s.send.markSent()
 	c.sentOn, c.sentAt = p, time.Now()
 	return c
+}
+
+// usable reports whether the path may take new data now.
+func (p *path) usable() bool {
+	return !p.closing && !p.stale && !(p.backup && p.s.primaryUp())
+}
+
+// primaryUp reports whether any path that is not a backup can carry data:
+// backups are used only while none can.
+func (s *Session) primaryUp() bool {
+	for _, p := range s.paths {
+		if !p.backup && !p.closing && !p.stale {
+			return true
+		}
+	}
+	return false
 }
 
 // rescue is for a path with room and nothing new to send (the window or

@@ -46,10 +46,10 @@ func connected(t *testing.T, n int, cfg Config) (a, b *Session, left, right []ne
 	a, b = New(cfg), New(cfg)
 	left, right = tcpPairs(t, n)
 	for i := range left {
-		if _, err := a.AddPath(left[i], "p"+string(rune('0'+i)), 0); err != nil {
+		if _, err := a.AddPath(left[i], PathConfig{Name: fmt.Sprint("p", i)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.AddPath(right[i], "p"+string(rune('0'+i)), 0); err != nil {
+		if _, err := b.AddPath(right[i], PathConfig{Name: fmt.Sprint("p", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -273,8 +273,8 @@ func TestGraceResume(t *testing.T) {
 		}
 		// A new sub-connection resumes the session: nothing is lost.
 		l2, r2 := tcpPairs(t, 1)
-		a.AddPath(l2[0], "again", 0)
-		b.AddPath(r2[0], "again", 0)
+		a.AddPath(l2[0], PathConfig{Name: "again"})
+		b.AddPath(r2[0], PathConfig{Name: "again"})
 	})
 	closeBoth(t, a, b)
 }
@@ -306,8 +306,8 @@ func TestSilentPath(t *testing.T) {
 			silent = faultnet.Wrap(l)
 			l = silent
 		}
-		a.AddPath(l, fmt.Sprint("p", i), 0)
-		b.AddPath(right[i], fmt.Sprint("p", i), 0)
+		a.AddPath(l, PathConfig{Name: fmt.Sprint("p", i)})
+		b.AddPath(right[i], PathConfig{Name: fmt.Sprint("p", i)})
 	}
 	data := randomBytes(t, 32<<20)
 	exchange(t, a, b, data, data[:16<<20], func() {

@@ -191,3 +191,43 @@ func ReadReply(rd io.Reader) (*Reply, error) {
 	}
 	return r, nil
 }
+
+// Extensions: the bytes after a request's fixed fields are TLVs, TYPE u8,
+// LEN u8, VALUE. Receivers skip types they do not know.
+const (
+	ExtPathFlags = 0x01 // VALUE: one byte of path flags
+	// PathBackup marks a backup path: it carries data only while no other
+	// path of the session can.
+	PathBackup = 0x01
+)
+
+// AppendExt appends one extension TLV.
+func AppendExt(b []byte, typ byte, val []byte) []byte {
+	b = append(b, typ, byte(len(val)))
+	return append(b, val...)
+}
+
+// Exts splits extension TLVs by type; a later TLV of a type wins.
+func Exts(ext []byte) (map[byte][]byte, error) {
+	out := map[byte][]byte{}
+	for len(ext) > 0 {
+		if len(ext) < 2 || len(ext) < 2+int(ext[1]) {
+			return nil, fmt.Errorf("%w: extension cut short", ErrBadBody)
+		}
+		out[ext[0]] = ext[2 : 2+int(ext[1])]
+		ext = ext[2+int(ext[1]):]
+	}
+	return out, nil
+}
+
+// PathFlags returns the path flags of a request (0 when absent).
+func (r *Request) PathFlags() (byte, error) {
+	exts, err := Exts(r.Ext)
+	if err != nil {
+		return 0, err
+	}
+	if v := exts[ExtPathFlags]; len(v) > 0 {
+		return v[0], nil
+	}
+	return 0, nil
+}

@@ -173,3 +173,18 @@ func FuzzReadReply(f *testing.F) {
 		ReadReply(bytes.NewReader(b))
 	})
 }
+
+func TestPathFlags(t *testing.T) {
+	r := &Request{Kind: KindJoin, Ext: AppendExt(AppendExt(nil, 0x7e, []byte{1, 2}), ExtPathFlags, []byte{PathBackup})}
+	b, _ := AppendRequest(nil, r)
+	got, err := ReadRequest(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := got.PathFlags(); err != nil || f != PathBackup {
+		t.Fatalf("flags %v %v", f, err)
+	}
+	if _, err := (&Request{Ext: []byte{ExtPathFlags, 5, 1}}).PathFlags(); err == nil {
+		t.Fatal("cut extension accepted")
+	}
+}

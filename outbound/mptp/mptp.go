@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -32,6 +33,11 @@ type settings struct {
 	SendBuffer int `json:"send_buffer"`
 	// Grace is how long, in seconds, a session with no path waits for one.
 	Grace float64 `json:"grace"`
+	// Backup lists actors that carry data only while no other can.
+	Backup []string `json:"backup"`
+	// StaleFloor, in seconds, is the least time a path may go without
+	// answering before it is declared stale (its RTT may set it higher).
+	StaleFloor float64 `json:"stale_floor"`
 }
 
 // Outbound dials through an mptp.Client.
@@ -69,6 +75,20 @@ func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error
 	c.Server = net.JoinHostPort(st.Address, strconv.Itoa(st.Port))
 	c.RecvWindow, c.SendBuffer = st.RecvWindow, st.SendBuffer
 	c.Grace = time.Duration(st.Grace * float64(time.Second))
+	backup := map[string]bool{}
+	for i, tag := range st.Backup {
+		if !slices.Contains(st.Actors, tag) {
+			return nil, fmt.Errorf("%s.backup[%d]: %q is not one of the actors", path, i, tag)
+		}
+		backup[tag] = true
+	}
+	if len(backup) == len(st.Actors) {
+		return nil, fmt.Errorf("%s.backup: every actor is a backup; at least one must not be", path)
+	}
+	if st.StaleFloor < 0 {
+		return nil, fmt.Errorf("%s.stale_floor: cannot be negative", path)
+	}
+	c.StaleFloor = time.Duration(st.StaleFloor * float64(time.Second))
 	seen := map[string]bool{}
 	for i, tag := range st.Actors {
 		if seen[tag] {
@@ -79,7 +99,7 @@ func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error
 		if err != nil {
 			return nil, fmt.Errorf("%s.actors[%d]: %w", path, i, err)
 		}
-		c.Paths = append(c.Paths, mptp.Path{Name: tag, Dial: actor.DialContext})
+		c.Paths = append(c.Paths, mptp.Path{Name: tag, Dial: actor.DialContext, Backup: backup[tag]})
 	}
 	return &Outbound{tag: ctx.Tag, client: c}, nil
 }
