@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mptp/mptp/internal/failure"
+	"github.com/mptp/mptp/internal/faultnet"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -511,4 +512,81 @@ func TestCloseWithSessionWaitingForAccept(t *testing.T) {
 	if _, err := srv.Accept(); err != ErrServerClosed {
 		t.Fatalf("Accept after Close: %v", err)
 	}
+}
+
+// A backup path carries nothing while the primary works, in either
+// direction, and everything once the primary goes silent.
+func TestBackupPath(t *testing.T) {
+	echo := echoServer(t)
+	addr := startServer(t, &Server{})
+	var primary *faultnet.Conn
+	var mu sync.Mutex
+	dialPrimary := func(ctx context.Context, network, a string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, a)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		primary = faultnet.Wrap(c)
+		return primary, nil
+	}
+	c := client(addr, Path{Name: "primary", Dial: dialPrimary}, Path{Name: "backup", Backup: true})
+	conn, err := c.Dial("tcp", echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Each half goes out and comes back before the next: the first while
+	// the primary works, the second after it went silent.
+	for half := 0; half < 2; half++ {
+		data := make([]byte, 4<<20)
+		rand.Read(data)
+		go conn.Write(data)
+		got := make([]byte, len(data))
+		if _, err := io.ReadFull(conn, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("half %d: echo differs", half)
+		}
+		backup := c.Stats()[1]
+		if half == 0 {
+			if backup.BytesSent != 0 || backup.BytesReceived != 0 {
+				t.Fatalf("backup carried %d bytes up and %d down while the primary worked", backup.BytesSent, backup.BytesReceived)
+			}
+			mu.Lock()
+			primary.Silence()
+			mu.Unlock()
+		} else if backup.BytesSent == 0 || backup.BytesReceived == 0 {
+			t.Fatalf("backup carried %d up and %d down after the primary went silent", backup.BytesSent, backup.BytesReceived)
+		}
+	}
+	mu.Lock()
+	primary.Close()
+	mu.Unlock()
+}
+
+// echoServer echoes each connection until EOF.
+func echoServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				io.Copy(c, c)
+				c.Close()
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
 }
