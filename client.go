@@ -58,6 +58,7 @@ type PathStats struct {
 	BytesReceived uint64
 	Retransmitted uint64
 	Joins, Fails  uint64
+	Stalls        uint64 // times a path of this name went silent (stale)
 }
 
 func (p *PathStats) add(c session.Counters) {
@@ -66,6 +67,7 @@ func (p *PathStats) add(c session.Counters) {
 	p.Retransmitted += c.Retransmitted
 	p.Joins += c.Joins
 	p.Fails += c.Fails
+	p.Stalls += c.Stalls
 }
 
 // Stats returns each path's totals, in the order of Paths.
@@ -234,8 +236,7 @@ func (d *dial) keep(ctx context.Context, p Path) {
 			err = err2
 			if err == nil {
 				backoff = 100 * time.Millisecond
-				<-h.Done()
-				err = h.Err()
+				err = watch(conn, h)
 				if err == nil {
 					return // the session finished cleanly
 				}

@@ -19,9 +19,16 @@ func (p *path) staleAfter() time.Duration {
 	return max(p.s.cfg.StaleFloor, 3*(e.srtt+4*e.rttvar))
 }
 
-// deadAfter is how long a path may stay stale before it is closed.
+// deadAfter is how long a path may stay stale before it is closed. It is
+// shorter when no other path can carry the session: then a fresh
+// sub-connection, perhaps over a new route, is the only way on.
 func (p *path) deadAfter() time.Duration {
-	return max(3*time.Second, 10*p.staleAfter())
+	for _, q := range p.s.paths {
+		if q != p && q.usable() {
+			return max(3*time.Second, 10*p.staleAfter())
+		}
+	}
+	return max(time.Second, 4*p.staleAfter())
 }
 
 // owes reports whether the path waits for something from the peer.

@@ -74,6 +74,15 @@ type PathConfig struct {
 	Backup bool
 }
 
+// Fail ends the path for a reason found outside the session (its local
+// address is gone, say); its data goes out on the other paths.
+func (h Path) Fail(err error) {
+	s := h.p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.p.fail(err)
+}
+
 // AddPath adds a sub-connection whose handshake is done.
 func (s *Session) AddPath(conn net.Conn, pc PathConfig) (Path, error) {
 	name := pc.Name
