@@ -80,6 +80,7 @@ func (p *path) markStale(now time.Time) {
 	s := p.s
 	p.stale, p.staleSince = true, now
 	p.ctr.Stalls++
+	p.trouble.add(now)
 	n := s.send.requeue(p)
 	p.ctr.Retransmitted += uint64(n)
 	// What it measured no longer holds; it starts over when it revives.

@@ -13,13 +13,14 @@ import (
 // path is one sub-connection of a session. Its fields are guarded by the
 // session's mutex, except conn and wake.
 type path struct {
-	s    *Session
-	conn net.Conn
-	name string
-	ctr  *Counters
-	wake chan struct{}
-	done chan struct{}
-	err  error
+	s       *Session
+	conn    net.Conn
+	name    string
+	ctr     *Counters
+	trouble *trouble // shared by the paths of one name
+	wake    chan struct{}
+	done    chan struct{}
+	err     error
 
 	backup  bool
 	closing bool // the session is over: flush, then close
@@ -108,6 +109,10 @@ func (s *Session) AddPath(conn net.Conn, pc PathConfig) (Path, error) {
 	}
 	p.ctr = ctr
 	ctr.Joins++
+	if s.troubles[name] == nil {
+		s.troubles[name] = &trouble{}
+	}
+	p.trouble = s.troubles[name]
 	p.cursor = s.send.una
 	p.ackDue = true // tell the peer at once where this side stands
 	s.paths = append(s.paths, p)
@@ -139,6 +144,7 @@ func (p *path) fail(err error) {
 	}
 	if s.err == nil && !s.finished {
 		p.ctr.Fails++
+		p.trouble.add(time.Now())
 		if n := s.send.requeue(p); n > 0 {
 			p.ctr.Retransmitted += uint64(n)
 		}

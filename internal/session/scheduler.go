@@ -34,10 +34,11 @@ func (s *Session) nextChunk(p *path) *chunk {
 	if c == nil {
 		return s.rescue(p, inflight)
 	}
-	mine := p.est.arrival(inflight + uint64(len(c.data)))
+	now := time.Now()
+	mine := p.weight(p.est.arrival(inflight+uint64(len(c.data))), now)
 	backlog := s.send.backlog()
 	for _, q := range s.paths {
-		if q != p && q.usable() && clearlySooner(q.est.arrival(q.sent-q.delivered+backlog), mine) {
+		if q != p && q.usable() && clearlySooner(q.weight(q.est.arrival(q.sent-q.delivered+backlog), now), mine) {
 			return nil
 		}
 	}

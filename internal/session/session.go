@@ -98,6 +98,7 @@ type Session struct {
 	// paths are the live paths; counters keeps per-name totals.
 	paths    []*path
 	counters map[string]*Counters
+	troubles map[string]*trouble
 	running  int // path goroutines alive
 
 	send      sendBuf
@@ -137,6 +138,7 @@ func New(cfg Config) *Session {
 		log:       cfg.Logger,
 		start:     time.Now(),
 		counters:  map[string]*Counters{},
+		troubles:  map[string]*trouble{},
 		peerLimit: uint64(cfg.PeerWindow),
 		recv:      reorder.New(cfg.RecvWindow, 0),
 		done:      make(chan struct{}),
