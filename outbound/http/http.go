@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 
 	"github.com/mptp/mptp/config"
@@ -20,15 +19,6 @@ import (
 )
 
 func init() { outbound.Register("http", build) }
-
-type settings struct {
-	Address  string `json:"address"`
-	Port     int    `json:"port"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-	// How the relay is reached.
-	netdial.Options
-}
 
 // HTTP dials targets through an HTTP CONNECT relay.
 type HTTP struct {
@@ -39,19 +29,16 @@ type HTTP struct {
 }
 
 func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error) {
-	var st settings
+	var st netdial.Relay
 	path := ctx.Path + ".settings"
 	if err := config.DecodeSettings(path, raw, &st, ctx.Warn); err != nil {
 		return nil, err
 	}
-	switch {
-	case st.Address == "":
-		return nil, fmt.Errorf("%s.address: required (the HTTP relay)", path)
-	case st.Port < 1 || st.Port > 65535:
-		return nil, fmt.Errorf("%s.port: %d is out of range 1-65535", path, st.Port)
-	case (st.Username == "") != (st.Password == ""):
-		return nil, fmt.Errorf("%s: username and password go together", path)
-	case strings.Contains(st.Username, ":"):
+	relay, err := st.Check(path, "HTTP")
+	if err != nil {
+		return nil, err
+	}
+	if strings.Contains(st.Username, ":") {
 		// Basic joins them with a colon (RFC 7617, section 2).
 		return nil, fmt.Errorf("%s.username: cannot contain \":\"", path)
 	}
@@ -59,7 +46,7 @@ func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error
 	if err != nil {
 		return nil, err
 	}
-	h := &HTTP{tag: ctx.Tag, relay: net.JoinHostPort(st.Address, strconv.Itoa(st.Port)), dialer: d}
+	h := &HTTP{tag: ctx.Tag, relay: relay, dialer: d}
 	if st.Username != "" {
 		h.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(st.Username+":"+st.Password))
 	}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 
 	"github.com/mptp/mptp/config"
 	"github.com/mptp/mptp/internal/netdial"
@@ -18,15 +17,6 @@ import (
 )
 
 func init() { outbound.Register("socks", build) }
-
-type settings struct {
-	Address  string `json:"address"`
-	Port     int    `json:"port"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-	// How the relay is reached.
-	netdial.Options
-}
 
 // Socks dials targets through a SOCKS5 relay.
 type Socks struct {
@@ -37,19 +27,16 @@ type Socks struct {
 }
 
 func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error) {
-	var st settings
+	var st netdial.Relay
 	path := ctx.Path + ".settings"
 	if err := config.DecodeSettings(path, raw, &st, ctx.Warn); err != nil {
 		return nil, err
 	}
-	switch {
-	case st.Address == "":
-		return nil, fmt.Errorf("%s.address: required (the SOCKS5 relay)", path)
-	case st.Port < 1 || st.Port > 65535:
-		return nil, fmt.Errorf("%s.port: %d is out of range 1-65535", path, st.Port)
-	case (st.Username == "") != (st.Password == ""):
-		return nil, fmt.Errorf("%s: username and password go together", path)
-	case len(st.Username) > 255 || len(st.Password) > 255:
+	relay, err := st.Check(path, "SOCKS5")
+	if err != nil {
+		return nil, err
+	}
+	if len(st.Username) > 255 || len(st.Password) > 255 {
 		// RFC 1929 gives each one length byte.
 		return nil, fmt.Errorf("%s: username and password are at most 255 bytes", path)
 	}
@@ -57,7 +44,7 @@ func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error
 	if err != nil {
 		return nil, err
 	}
-	return &Socks{tag: ctx.Tag, relay: net.JoinHostPort(st.Address, strconv.Itoa(st.Port)),
+	return &Socks{tag: ctx.Tag, relay: relay,
 		user: st.Username, pass: st.Password, dialer: d}, nil
 }
 
