@@ -425,6 +425,7 @@ func (d *dial) join(conn net.Conn, p Path, sess *session.Session) (session.Path,
 	if reply.Status != wire.StatusOK {
 		conn.Close()
 		if reply.Status == wire.StatusUnknownSession {
+			sess.Forgotten()
 			return session.Path{}, errSessionOver
 		}
 		return session.Path{}, fmt.Errorf("path %s: join refused: %s %s", p.Name, failure.Reason(reply.Status), reply.Msg)

@@ -42,25 +42,48 @@ func watch(conn net.Conn, h session.Path) error {
 // cost one look-up a second.
 var hostAddrs struct {
 	sync.Mutex
-	at  time.Time
-	set map[netip.Addr]bool
+	at       time.Time
+	set      map[netip.Addr]bool
+	loopback []netip.Prefix
 }
 
 func hostHas(ip netip.Addr) bool {
 	hostAddrs.Lock()
 	defer hostAddrs.Unlock()
 	if time.Since(hostAddrs.at) > time.Second {
-		addrs, err := net.InterfaceAddrs()
+		ifaces, err := net.Interfaces()
 		if err != nil {
 			return true // cannot tell: assume nothing moved
 		}
 		set := map[netip.Addr]bool{}
-		for _, a := range addrs {
-			if pfx, err := netip.ParsePrefix(a.String()); err == nil {
+		var loopback []netip.Prefix
+		for _, ifc := range ifaces {
+			addrs, err := ifc.Addrs()
+			if err != nil {
+				continue
+			}
+			for _, a := range addrs {
+				pfx, err := netip.ParsePrefix(a.String())
+				if err != nil {
+					continue
+				}
 				set[pfx.Addr().Unmap()] = true
+				// A loopback prefix is local as a whole: 127.0.0.2 is
+				// this host though only 127.0.0.1/8 is listed.
+				if ifc.Flags&net.FlagLoopback != 0 {
+					loopback = append(loopback, pfx.Masked())
+				}
 			}
 		}
-		hostAddrs.at, hostAddrs.set = time.Now(), set
+		hostAddrs.at, hostAddrs.set, hostAddrs.loopback = time.Now(), set, loopback
 	}
-	return hostAddrs.set[ip] || ip.IsUnspecified()
+	if hostAddrs.set[ip] || ip.IsUnspecified() {
+		return true
+	}
+	for _, pfx := range hostAddrs.loopback {
+		if pfx.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

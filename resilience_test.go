@@ -263,9 +263,6 @@ func (j *resJam) CloseWrite() error {
 // (docs/PROTOCOL.md 8.2: owes something, no progress), and the transfer
 // must not wait on it.
 func TestResilienceJammedPath(t *testing.T) {
-	t.Skip("BUG: internal/session/path.go:312 (writeLoop, bb.WriteTo(p.conn)) blocks in a write on a dead link, " +
-		"and checkLiveness (liveness.go:52) runs only from the writer's collect() (path.go:411): a path whose writer " +
-		"is blocked is never found stale nor closed, so its actor never redials")
 	const size = 32 << 20
 	tg := newTarget(t, size)
 	addr := startServer(t, &Server{})
@@ -587,9 +584,6 @@ func TestResilienceAllPathsDownPastGrace(t *testing.T) {
 	// the server forgot the session, their JOINs get "unknown session",
 	// and that must end the client's side at once, not at its own grace.
 	t.Run("server forgot", func(t *testing.T) {
-		t.Skip("BUG: client.go:427 (join: StatusUnknownSession -> errSessionOver) and client.go:252 (keep returns on " +
-			"errSessionOver) stop the redials but leave the session alive: the application hangs until the client's own " +
-			"grace period (30 s by default) although the server has said the session is gone")
 		testPastGrace(t, 300*time.Millisecond, time.Minute)
 	})
 }
@@ -716,9 +710,6 @@ func TestResilienceSourceAddressChange(t *testing.T) {
 // (127.0.0.2: lo holds 127.0.0.1/8, so the whole /8 is local) is not taken
 // for a path whose address is gone.
 func TestResilienceBoundLoopbackAliasKept(t *testing.T) {
-	t.Skip("BUG: migrate.go:65 (hostHas) knows only the addresses net.InterfaceAddrs lists, so watch (migrate.go:20) " +
-		"fails a path bound to 127.0.0.2 every second (\"local address 127.0.0.2 is gone\") though it is local; " +
-		"the same for any address local by a route (ip route add local ...)")
 	ln, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
 		t.Skipf("cannot use 127.0.0.2 on this host: %v", err)

@@ -88,3 +88,44 @@ func (p *path) markStale(now time.Time) {
 	s.log.Info("path stale", "path", p.name, "silent_for", now.Sub(p.waitingSince).Round(time.Millisecond), "resent", n)
 	s.wakeAll()
 }
+
+// watch keeps liveness checked while the writer is blocked in a write: on
+// a link that went silent with a full socket buffer the write never
+// returns, and only a check from outside can find the path stale, send its
+// data elsewhere and, in the end, close it (which frees the writer).
+func (p *path) watch(on bool) {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.writing = on
+	if !on {
+		if p.watchdog != nil {
+			p.watchdog.Stop()
+		}
+		return
+	}
+	wait := p.staleAfter()
+	if !p.checkAt.IsZero() {
+		wait = min(wait, time.Until(p.checkAt))
+	}
+	if p.watchdog == nil {
+		p.watchdog = time.AfterFunc(wait, p.watchdogFired)
+	} else {
+		p.watchdog.Reset(wait)
+	}
+}
+
+func (p *path) watchdogFired() {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !p.writing || p.dead || p.closing {
+		return
+	}
+	next := p.checkLiveness(time.Now())
+	if next.IsZero() || p.dead {
+		return
+	}
+	p.checkAt = next
+	p.watchdog.Reset(time.Until(next))
+}

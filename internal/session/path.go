@@ -43,6 +43,8 @@ type path struct {
 	lastPong        time.Time
 	rescueAt        time.Time // when a chunk on another path becomes overdue
 	checkAt         time.Time // when liveness is due to be checked again
+	writing         bool      // the writer is inside a write call
+	watchdog        *time.Timer
 
 	// Liveness (liveness.go).
 	waitingSince time.Time // when the path began to owe something
@@ -308,8 +310,10 @@ func (p *path) writeLoop() {
 		}
 		s.mu.Unlock()
 		if len(bufs) > 0 {
+			p.watch(true)
 			bb := bufs // WriteTo consumes its receiver
 			_, err := bb.WriteTo(p.conn)
+			p.watch(false)
 			s.mu.Lock()
 			for i, c := range writing {
 				s.send.written(c)

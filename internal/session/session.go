@@ -428,6 +428,17 @@ func (s *Session) Reset(code uint16, msg string) {
 	s.resetLocked(code, msg, true)
 }
 
+// Forgotten is called when the peer refuses a JOIN because it no longer
+// knows the session. With no path left to hear the peer's own RST, the
+// session ends here at once instead of waiting out its grace period.
+func (s *Session) Forgotten() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.paths) == 0 {
+		s.resetLocked(wire.RstGrace, "the peer no longer knows the session", false)
+	}
+}
+
 func (s *Session) resetLocked(code uint16, msg string, local bool) {
 	if s.err != nil || s.ended {
 		return
