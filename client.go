@@ -148,14 +148,19 @@ func (c *Client) DialContext(ctx context.Context, network, target string) (net.C
 	default:
 		return nil, fmt.Errorf("mptp: network %q not supported", network)
 	}
+	return c.open(ctx, wire.CmdConnect, target)
+}
+
+// open starts a session of cmd (CONNECT or UDP) over the paths.
+func (c *Client) open(ctx context.Context, cmd byte, target string) (net.Conn, error) {
 	if len(c.Paths) == 0 {
 		return nil, errors.New("mptp: client has no paths")
 	}
 	cid := newCID()
 	if c.Version == 1 {
-		return c.dialV1(ctx, cid, target)
+		return c.dialV1(ctx, cid, cmd, target)
 	}
-	d := &dial{c: c, cid: cid, target: target, log: c.logger().With("target", target),
+	d := &dial{c: c, cid: cid, cmd: cmd, target: target, log: c.logger().With("target", target),
 		opened: make(chan struct{}), stop: make(chan struct{})}
 	return d.run(ctx)
 }
@@ -173,6 +178,7 @@ func newCID() [16]byte {
 type dial struct {
 	c      *Client
 	cid    [16]byte
+	cmd    byte
 	target string
 	log    *slog.Logger
 
@@ -389,7 +395,7 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 	if cfg.RecvWindow <= 0 {
 		cfg.RecvWindow = session.DefaultRecvWindow
 	}
-	req := &wire.Request{Kind: wire.KindOpen, CID: d.cid, Cmd: wire.CmdConnect, Target: d.target, Window: uint32(cfg.RecvWindow), Ext: p.ext()}
+	req := &wire.Request{Kind: wire.KindOpen, CID: d.cid, Cmd: d.cmd, Target: d.target, Window: uint32(cfg.RecvWindow), Ext: p.ext()}
 	reply, _, err := d.handshake(conn, req)
 	if err != nil {
 		return session.Path{}, fmt.Errorf("path %s: %w", p.Name, err)
@@ -462,8 +468,9 @@ func (d *dial) handshake(conn net.Conn, req *wire.Request) (*wire.Reply, time.Du
 
 // dialV1 opens a Leaf v1 session: every path sends the same handshake and
 // the server never answers, so the session is usable at once.
-func (c *Client) dialV1(ctx context.Context, cid [16]byte, target string) (net.Conn, error) {
-	hs, err := leaf.AppendHandshake(nil, leaf.Handshake{CID: cid, Cmd: leaf.CmdConnect, Target: target})
+func (c *Client) dialV1(ctx context.Context, cid [16]byte, cmd byte, target string) (net.Conn, error) {
+	// v1's CMD values are v2's: 0x01 CONNECT, 0x03 UDP.
+	hs, err := leaf.AppendHandshake(nil, leaf.Handshake{CID: cid, Cmd: cmd, Target: target})
 	if err != nil {
 		return nil, err
 	}

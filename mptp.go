@@ -38,6 +38,10 @@ type Options struct {
 	Redundant bool
 	// HandshakeTimeout bounds a sub-connection's handshake. Default 10 s.
 	HandshakeTimeout time.Duration
+	// DatagramCopies sends each UDP datagram on the two best paths instead
+	// of the best one (for calls and games on lossy links); the receiver
+	// drops the second copy.
+	DatagramCopies bool
 	// StaleFloor is the least time a path may owe an answer before it is
 	// declared stale and what it carries is sent on the others (its RTT
 	// may set the time higher). Default 200 ms.
@@ -53,11 +57,12 @@ func (o *Options) handshakeTimeout() time.Duration {
 
 func (o *Options) sessionConfig() session.Config {
 	return session.Config{
-		RecvWindow: o.RecvWindow,
-		SendBuffer: o.SendBuffer,
-		Grace:      o.Grace,
-		Redundant:  o.Redundant,
-		StaleFloor: o.StaleFloor,
+		RecvWindow:     o.RecvWindow,
+		SendBuffer:     o.SendBuffer,
+		Grace:          o.Grace,
+		Redundant:      o.Redundant,
+		StaleFloor:     o.StaleFloor,
+		DatagramCopies: o.DatagramCopies,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sort"
@@ -25,6 +26,7 @@ type Server struct {
 	// to Accept instead (v2 only).
 	Dial DialFunc
 	Options
+	UDPOptions
 	// MaxPaths bounds the sub-connections of one session. Default 16.
 	MaxPaths int
 	Logger   *slog.Logger
@@ -39,6 +41,7 @@ type Server struct {
 	// v1Ended remembers recent v1 sessions: Leaf opens sub-connections
 	// with no answer, and a late one must not start the session again.
 	v1Ended map[[16]byte]time.Time
+	udpByIP map[string]int // live UDP associations per client IP
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -233,11 +236,27 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		s.join(conn, req, backup, log)
 		return
 	}
-	if req.Cmd != wire.CmdConnect {
-		s.refuse(conn, byte(failure.CmdUnsupported), "only CONNECT is supported")
+	udp := req.Cmd == wire.CmdUDP
+	switch {
+	case udp && s.Dial == nil && s.ListenPacket == nil:
+		s.refuse(conn, byte(failure.CmdUnsupported), "UDP is not served here")
+		return
+	case req.Cmd != wire.CmdConnect && !udp:
+		s.refuse(conn, byte(failure.CmdUnsupported), "only CONNECT and UDP are supported")
 		return
 	}
-	log = log.With("target", req.Target)
+	if udp {
+		release, ok := s.udpAdmit(conn.RemoteAddr())
+		if !ok {
+			log.Info("udp association refused", "reason", "too many associations from this client")
+			s.refuse(conn, wire.StatusBusy, "too many UDP associations")
+			return
+		}
+		defer release()
+		log = log.With("udp", true)
+	} else {
+		log = log.With("target", req.Target)
+	}
 	cfg := s.sessionConfig()
 	cfg.PeerWindow = req.Window
 	cfg.Logger = log
@@ -262,10 +281,17 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		s.mu.Unlock()
 	}
 
-	var target net.Conn
-	if s.Dial != nil {
+	var (
+		target net.Conn
+		pc     net.PacketConn
+	)
+	if udp || s.Dial != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
-		target, err = s.Dial(ctx, "tcp", req.Target)
+		if udp {
+			pc, err = s.listenPacket(ctx)
+		} else {
+			target, err = s.Dial(ctx, "tcp", req.Target)
+		}
 		cancel()
 		if err != nil {
 			forget()
@@ -280,22 +306,25 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		forget()
 		sess.Reset(wire.RstClosed, "handshake failed")
 		conn.Close()
-		if target != nil {
-			target.Close()
-		}
+		closeAll(target, pc)
 		return
 	}
 	conn.SetDeadline(time.Time{})
 	if _, err := sess.AddPath(conn, session.PathConfig{Name: conn.RemoteAddr().String(), Backup: backup}); err != nil {
 		forget()
 		conn.Close()
-		if target != nil {
-			target.Close()
-		}
+		closeAll(target, pc)
 		return
 	}
 	log.Info("session start", "paths", 1)
 	start := time.Now()
+	if udp {
+		up, down := s.associate(&sessionDatagrams{s: sess}, pc, log)
+		<-sess.Done()
+		forget()
+		log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess), "duration", time.Since(start).Round(time.Millisecond), "datagrams", sess.DatagramStats())
+		return
+	}
 	if target == nil {
 		s.mu.Lock()
 		closed := s.closed
@@ -314,12 +343,25 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	up, down, rerr := relay.Copy(sess, target)
 	<-sess.Done()
 	forget()
+	log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess), "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
+}
+
+// pathSummary is what each path carried, for the session's last log line.
+func pathSummary(sess *session.Session) []string {
 	var paths []string
 	for _, c := range sess.Stats() {
 		paths = append(paths, fmt.Sprintf("%s(sent=%d,rcvd=%d)", c.Name, c.BytesSent, c.BytesReceived))
 	}
 	sort.Strings(paths)
-	log.Info("session end", "up", up, "down", down, "paths", paths, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
+	return paths
+}
+
+func closeAll(cs ...io.Closer) {
+	for _, c := range cs {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 func errOrNil(errs ...error) any {
@@ -407,12 +449,12 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 		s.v1Ended[hs.CID] = time.Now()
 		s.mu.Unlock()
 	}()
+	ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
 	if hs.Cmd == leaf.CmdUDP {
-		log.Info("v1 UDP not supported yet")
-		c.Close()
+		defer cancel()
+		s.associateV1(ctx, c, raw.RemoteAddr(), log)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
 	target, err := s.Dial(ctx, "tcp", hs.Target)
 	cancel()
 	if err != nil {
@@ -424,6 +466,28 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	start := time.Now()
 	up, down, rerr := relay.Copy(c, target)
 	log.Info("session end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr))
+}
+
+// associateV1 serves a Leaf UDP session: datagrams framed in the stream.
+func (s *Server) associateV1(ctx context.Context, c *leaf.Conn, client net.Addr, log *slog.Logger) {
+	log = log.With("udp", true)
+	release, ok := s.udpAdmit(client)
+	if !ok {
+		log.Info("udp association refused", "reason", "too many associations from this client")
+		c.Close()
+		return
+	}
+	defer release()
+	pc, err := s.listenPacket(ctx)
+	if err != nil {
+		log.Info("udp socket failed", "error", err)
+		c.Close()
+		return
+	}
+	log.Info("session start")
+	start := time.Now()
+	up, down := s.associate(newStreamDatagrams(c), pc, log)
+	log.Info("session end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond))
 }
 
 // v1Memory is how long an ended v1 session's CID is refused.

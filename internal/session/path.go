@@ -32,7 +32,9 @@ type path struct {
 	// peer reports it received on this path.
 	sent, delivered uint64
 	finSent         bool
-	cursor          uint64 // redundant scheduler: next offset to send here
+	cursor          uint64     // redundant scheduler: next offset to send here
+	dgrams          []datagram // waiting for the writer
+	dgMem           int
 
 	// Receive side.
 	rcvd, rcvdAcked uint64
@@ -271,9 +273,13 @@ func (p *path) handle(f wire.Frame) *protoErr {
 		p.ackDue = true
 		signal(p.wake)
 		signal(s.readable)
+		signal(s.dgReadable)
 		s.checkFinished()
 	case wire.TypeRst:
 		s.resetLocked(f.Code, string(f.Payload), false)
+	case wire.TypeDatagram:
+		p.ctr.DatagramsReceived++
+		s.receiveDatagram(uint32(f.Seq), f.Payload)
 	case wire.TypePing:
 		p.pongDue, p.pongTS = true, f.TS
 		signal(p.wake)
@@ -415,6 +421,16 @@ func (p *path) collect(hdr []byte, bufs net.Buffers, writing []*chunk) ([]byte, 
 	if p.checkAt = p.checkLiveness(time.Now()); p.dead {
 		return hdr, bufs, writing
 	}
+	// Datagrams go ahead of stream data.
+	for i, d := range p.dgrams {
+		start := len(hdr)
+		hdr = wire.AppendDatagramHeader(hdr, d.id, len(d.body))
+		add(start)
+		bufs = append(bufs, d.body)
+		p.dgrams[i] = datagram{}
+		p.ctr.DatagramsSent++
+	}
+	p.dgrams, p.dgMem = p.dgrams[:0], 0
 	batch := 0
 	for batch < maxBatch {
 		c := s.nextChunk(p)

@@ -47,7 +47,10 @@ type Config struct {
 	// aggregation) instead of each chunk on the path expected to deliver it
 	// soonest.
 	Redundant bool
-	Logger    *slog.Logger
+	// DatagramCopies sends each datagram on the two best paths instead of
+	// the best one; the receiver drops the second copy.
+	DatagramCopies bool
+	Logger         *slog.Logger
 	// LocalAddr and RemoteAddr are what the Conn methods report.
 	LocalAddr, RemoteAddr net.Addr
 }
@@ -128,24 +131,33 @@ type Session struct {
 	readable chan struct{}
 	writable chan struct{}
 	rdl, wdl *deadline.Deadline
+
+	// Datagrams (datagram.go).
+	dgNext     uint32
+	dgSeen     dedup
+	dgIn       [][]byte
+	dgInMem    int
+	dgReadable chan struct{}
+	dgStats    DatagramStats
 }
 
 // New returns a session with no paths yet.
 func New(cfg Config) *Session {
 	cfg.defaults()
 	s := &Session{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		start:     time.Now(),
-		counters:  map[string]*Counters{},
-		troubles:  map[string]*trouble{},
-		peerLimit: uint64(cfg.PeerWindow),
-		recv:      reorder.New(cfg.RecvWindow, 0),
-		done:      make(chan struct{}),
-		readable:  make(chan struct{}, 1),
-		writable:  make(chan struct{}, 1),
-		rdl:       deadline.New(),
-		wdl:       deadline.New(),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		start:      time.Now(),
+		counters:   map[string]*Counters{},
+		troubles:   map[string]*trouble{},
+		peerLimit:  uint64(cfg.PeerWindow),
+		recv:       reorder.New(cfg.RecvWindow, 0),
+		done:       make(chan struct{}),
+		readable:   make(chan struct{}, 1),
+		writable:   make(chan struct{}, 1),
+		dgReadable: make(chan struct{}, 1),
+		rdl:        deadline.New(),
+		wdl:        deadline.New(),
 	}
 	s.advLimit = s.recv.Limit()
 	// A session is created for a first path; until it comes, the grace
@@ -401,6 +413,7 @@ func (s *Session) Close() error {
 	s.finReq = true
 	signal(s.readable)
 	signal(s.writable)
+	signal(s.dgReadable)
 	if s.err != nil || s.ended || s.finished {
 		s.recv.Discard()
 		return nil
@@ -453,6 +466,7 @@ func (s *Session) resetLocked(code uint16, msg string, local bool) {
 	s.stopTimers()
 	signal(s.readable)
 	signal(s.writable)
+	signal(s.dgReadable)
 	for _, p := range s.paths {
 		p.closing = true
 		signal(p.wake)
@@ -528,6 +542,7 @@ func (s *Session) maybeEnd() {
 	}
 	signal(s.readable)
 	signal(s.writable)
+	signal(s.dgReadable)
 	close(s.done)
 }
 
@@ -539,8 +554,11 @@ type Counters struct {
 	Retransmitted uint64
 	Joins, Fails  uint64
 	Stalls        uint64 // times the path was found stale
-	SRTT          time.Duration
-	Live          bool
+	// DatagramsSent and DatagramsReceived count DATAGRAM frames, copies
+	// included.
+	DatagramsSent, DatagramsReceived uint64
+	SRTT                             time.Duration
+	Live                             bool
 }
 
 // Stats returns per-name path counters.

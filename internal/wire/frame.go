@@ -9,8 +9,8 @@ import (
 )
 
 // Frame types. Types not listed are skipped by receivers, so new ones can
-// be added without a new version; 0x07-0x0f are kept for datagrams and
-// streams, 0x10-0x1f for security.
+// be added without a new version; 0x08-0x0f are kept for streams,
+// 0x10-0x1f for security.
 const (
 	TypeData     = 0x01
 	TypeAck      = 0x02
@@ -18,7 +18,7 @@ const (
 	TypeRst      = 0x04
 	TypePing     = 0x05
 	TypePong     = 0x06
-	TypeDatagram = 0x07 // reserved
+	TypeDatagram = 0x07 // a UDP datagram, outside the byte stream
 )
 
 // Flags.
@@ -44,6 +44,10 @@ const (
 	MaxBody    = 65535 // LEN is a u16
 	MaxPayload = MaxBody - 8
 	DataHeader = HeaderLen + 8
+	// MaxDatagram is the largest DATAGRAM body after its ID: the SOCKS5
+	// address and the payload.
+	MaxDatagram    = MaxBody - 4
+	DatagramHeader = HeaderLen + 4
 )
 
 // Frame is one decoded frame. For DATA, Payload aliases the buffer given to
@@ -51,7 +55,7 @@ const (
 type Frame struct {
 	Type  byte
 	Flags byte
-	Seq   uint64 // DATA: offset of the first byte; FIN: final offset
+	Seq   uint64 // DATA: offset of the first byte; FIN: final offset; DATAGRAM: ID
 	Ack   uint64 // ACK: next byte expected (cumulative)
 	Wnd   uint32 // ACK: bytes the receiver can take beyond Ack
 	// PathRcvd is in ACK frames: DATA payload bytes this sub-connection has
@@ -60,7 +64,7 @@ type Frame struct {
 	PathRcvd uint64
 	Code     uint16 // RST
 	TS       uint64 // PING, PONG
-	Payload  []byte // DATA payload, RST message
+	Payload  []byte // DATA payload, RST message, DATAGRAM address and payload
 }
 
 var ErrFrame = errors.New("wire: malformed frame")
@@ -71,6 +75,15 @@ func AppendDataHeader(b []byte, seq uint64, n int) []byte {
 	b = append(b, TypeData, 0)
 	b = binary.BigEndian.AppendUint16(b, uint16(8+n))
 	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// AppendDatagramHeader appends the header of a DATAGRAM frame whose body
+// of n bytes (address and payload, at most MaxDatagram) the caller writes
+// next.
+func AppendDatagramHeader(b []byte, id uint32, n int) []byte {
+	b = append(b, TypeDatagram, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(4+n))
+	return binary.BigEndian.AppendUint32(b, id)
 }
 
 // AppendAck appends an ACK frame.
@@ -119,6 +132,21 @@ func ReadFrame(r *bufio.Reader, alloc func(n int) []byte) (Frame, error) {
 		f := Frame{Type: hdr[0], Flags: hdr[1]}
 		n := int(binary.BigEndian.Uint16(hdr[2:]))
 		r.Discard(HeaderLen)
+		if f.Type == TypeDatagram {
+			if n < 4 {
+				return f, fmt.Errorf("%w: DATAGRAM of %d bytes", ErrFrame, n)
+			}
+			var id [4]byte
+			if _, err := io.ReadFull(r, id[:]); err != nil {
+				return f, unexpected(err)
+			}
+			f.Seq = uint64(binary.BigEndian.Uint32(id[:]))
+			f.Payload = alloc(n - 4)
+			if _, err := io.ReadFull(r, f.Payload); err != nil {
+				return f, unexpected(err)
+			}
+			return f, nil
+		}
 		if f.Type == TypeData {
 			if n <= 8 {
 				return f, fmt.Errorf("%w: DATA of %d bytes", ErrFrame, n)
@@ -182,7 +210,7 @@ func ReadFrame(r *bufio.Reader, alloc func(n int) []byte) (Frame, error) {
 const maxControl = 1024
 
 func known(t byte) bool {
-	return t >= TypeData && t <= TypePong
+	return t >= TypeData && t <= TypeDatagram
 }
 
 func unexpected(err error) error {

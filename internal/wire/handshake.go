@@ -25,7 +25,7 @@ const (
 // Commands of an OPEN.
 const (
 	CmdConnect = 0x01 // TCP stream
-	CmdUDP     = 0x03 // reserved: datagrams (UDP issue)
+	CmdUDP     = 0x03 // a UDP association: DATAGRAM frames
 	CmdMux     = 0x05 // reserved: many streams over one session
 )
 

@@ -76,6 +76,8 @@ func TestFrames(t *testing.T) {
 	b = AppendRst(b, RstGrace, "grace")
 	b = AppendPing(b, TypePing, 42)
 	b = AppendPing(b, TypePong, 43)
+	b = AppendDatagramHeader(b, 0xfeedf00d, 9)
+	b = append(b, 0x01, 198, 18, 0, 1, 0, 53, 'h', 'i')
 	r := bufio.NewReader(bytes.NewReader(b))
 	want := []Frame{
 		{Type: TypeData, Seq: 1 << 40, Payload: []byte("hello")},
@@ -84,6 +86,7 @@ func TestFrames(t *testing.T) {
 		{Type: TypeRst, Code: RstGrace, Payload: []byte("grace")},
 		{Type: TypePing, TS: 42},
 		{Type: TypePong, TS: 43},
+		{Type: TypeDatagram, Seq: 0xfeedf00d, Payload: []byte{0x01, 198, 18, 0, 1, 0, 53, 'h', 'i'}},
 	}
 	for i, w := range want {
 		f, err := ReadFrame(r, alloc)
@@ -107,6 +110,13 @@ func TestDataBytes(t *testing.T) {
 	}
 }
 
+func TestDatagramBytes(t *testing.T) {
+	b := append(AppendDatagramHeader(nil, 1, 9), 0x01, 198, 18, 0, 1, 0, 53, 'h', 'i')
+	if got := hex.EncodeToString(b); got != "0700000d00000001"+"01c61200010035"+"6869" {
+		t.Fatalf("got %s", got)
+	}
+}
+
 func TestFrameErrors(t *testing.T) {
 	cases := map[string][]byte{
 		"empty data":  {TypeData, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0},
@@ -115,6 +125,8 @@ func TestFrameErrors(t *testing.T) {
 		"cut data":    {TypeData, 0, 0, 20, 0, 0},
 		"cut header":  {TypeData, 0},
 		"cut unknown": {0x30, 0, 0, 9, 1},
+		"short dgram": {TypeDatagram, 0, 0, 3, 0, 0, 0},
+		"cut dgram":   {TypeDatagram, 0, 0, 9, 0, 0, 0, 1, 1},
 	}
 	for name, b := range cases {
 		_, err := ReadFrame(bufio.NewReader(bytes.NewReader(b)), alloc)
@@ -132,6 +144,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(AppendAck(nil, 0, 1, 2, 3))
 	f.Add(AppendRst(nil, 1, "x"))
 	f.Add([]byte{0x30, 0, 0, 1, 0})
+	f.Add(append(AppendDatagramHeader(nil, 7, 2), 9, 9))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bufio.NewReader(bytes.NewReader(b))
 		for i := 0; i < 100; i++ {
@@ -141,6 +154,9 @@ func FuzzReadFrame(f *testing.F) {
 			}
 			if fr.Type == TypeData && (len(fr.Payload) == 0 || len(fr.Payload) > MaxPayload) {
 				t.Fatalf("payload of %d bytes", len(fr.Payload))
+			}
+			if fr.Type == TypeDatagram && (len(fr.Payload) > MaxDatagram || fr.Seq > 0xffffffff) {
+				t.Fatalf("datagram of %d bytes, ID %d", len(fr.Payload), fr.Seq)
 			}
 		}
 	})
