@@ -59,6 +59,9 @@ type PathStats struct {
 	Retransmitted uint64
 	Joins, Fails  uint64
 	Stalls        uint64 // times a path of this name went silent (stale)
+	// DatagramsSent and DatagramsReceived count UDP datagram frames,
+	// copies included.
+	DatagramsSent, DatagramsReceived uint64
 }
 
 func (p *PathStats) add(c session.Counters) {
@@ -68,6 +71,8 @@ func (p *PathStats) add(c session.Counters) {
 	p.Joins += c.Joins
 	p.Fails += c.Fails
 	p.Stalls += c.Stalls
+	p.DatagramsSent += c.DatagramsSent
+	p.DatagramsReceived += c.DatagramsReceived
 }
 
 // Stats returns each path's totals, in the order of Paths.
@@ -395,7 +400,11 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 	if cfg.RecvWindow <= 0 {
 		cfg.RecvWindow = session.DefaultRecvWindow
 	}
-	req := &wire.Request{Kind: wire.KindOpen, CID: d.cid, Cmd: d.cmd, Target: d.target, Window: uint32(cfg.RecvWindow), Ext: p.ext()}
+	ext := p.ext()
+	if d.cmd == wire.CmdUDP && d.c.DatagramCopies {
+		ext = wire.AppendExt(ext, wire.ExtSessionFlags, []byte{wire.SessionDatagramCopies})
+	}
+	req := &wire.Request{Kind: wire.KindOpen, CID: d.cid, Cmd: d.cmd, Target: d.target, Window: uint32(cfg.RecvWindow), Ext: ext}
 	reply, _, err := d.handshake(conn, req)
 	if err != nil {
 		return session.Path{}, fmt.Errorf("path %s: %w", p.Name, err)

@@ -259,6 +259,9 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	}
 	cfg := s.sessionConfig()
 	cfg.PeerWindow = req.Window
+	if sf, err := req.SessionFlags(); err == nil && sf&wire.SessionDatagramCopies != 0 {
+		cfg.DatagramCopies = true
+	}
 	cfg.Logger = log
 	cfg.LocalAddr, cfg.RemoteAddr = Addr("server"), Addr(req.Target)
 	sess := session.New(cfg)

@@ -12,6 +12,7 @@ import (
 	"github.com/mptp/mptp/internal/leaf"
 	"github.com/mptp/mptp/internal/netdial"
 	"github.com/mptp/mptp/internal/session"
+	"github.com/mptp/mptp/internal/socksaddr"
 )
 
 // The server's end of a UDP association: one UDP socket, datagrams from
@@ -113,7 +114,7 @@ func (s *Server) associate(d datagrams, pc net.PacketConn, log *slog.Logger) (up
 				return
 			}
 			touch()
-			if _, err := pc.WriteTo(payload, Addr(addr)); err != nil {
+			if _, err := pc.WriteTo(payload, socksaddr.Addr(addr)); err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					return
 				}

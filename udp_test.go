@@ -88,7 +88,19 @@ func TestUDPEcho(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pc.Close()
-			echoDatagrams(t, pc, echo.LocalAddr(), 2000)
+			const n = 2000
+			echoDatagrams(t, pc, echo.LocalAddr(), n)
+			if tc.version == 1 {
+				return
+			}
+			var sent, rcvd uint64
+			for _, ps := range c.Stats() {
+				sent, rcvd = sent+ps.DatagramsSent, rcvd+ps.DatagramsReceived
+			}
+			// Copies go out while two paths are up: all but the first few.
+			if !tc.copies && (sent != n || rcvd != n) || tc.copies && (sent < n*3/2 || rcvd < n*3/2) {
+				t.Fatalf("copies=%v: %d frames sent, %d received for %d datagrams each way", tc.copies, sent, rcvd, n)
+			}
 		})
 	}
 }

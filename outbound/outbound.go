@@ -20,6 +20,14 @@ type Outbound interface {
 	DialContext(ctx context.Context, network, address string) (net.Conn, error)
 }
 
+// PacketListener is an outbound that carries UDP. Each association gets
+// its own socket, whose WriteTo takes any net.Addr whose String is
+// "host:port" (host names included) and whose ReadFrom reports the real
+// source of each reply.
+type PacketListener interface {
+	ListenPacket(ctx context.Context) (net.PacketConn, error)
+}
+
 // Context is what a Factory gets besides its settings.
 type Context struct {
 	Tag string

@@ -3,7 +3,9 @@
 package mptp
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"github.com/mptp/mptp/config"
 	"github.com/mptp/mptp/inbound"
 	"github.com/mptp/mptp/internal/netdial"
+	"github.com/mptp/mptp/outbound"
 )
 
 func init() { inbound.Register("mptp", build) }
@@ -26,6 +29,10 @@ type settings struct {
 	// HandshakeTimeout, in seconds.
 	HandshakeTimeout float64 `json:"handshake_timeout"`
 	MaxPaths         int     `json:"max_paths"`
+	// UDPTimeout, in seconds, ends a UDP association idle for that long.
+	UDPTimeout float64 `json:"udp_timeout"`
+	// UDPMaxPerClient bounds the live UDP associations of one client IP.
+	UDPMaxPerClient int `json:"udp_max_per_client"`
 	// MPTCP accepts kernel Multipath TCP sub-connections whatever GODEBUG
 	// says (Go's listeners do by default) and logs whether clients use it.
 	MPTCP bool `json:"mptcp"`
@@ -48,13 +55,25 @@ func build(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, error) {
 	if err := config.DecodeSettings(path, raw, &st, ctx.Warn); err != nil {
 		return nil, err
 	}
-	if st.RecvWindow < 0 || st.SendBuffer < 0 || st.Grace < 0 || st.HandshakeTimeout < 0 || st.MaxPaths < 0 {
+	if st.RecvWindow < 0 || st.SendBuffer < 0 || st.Grace < 0 || st.HandshakeTimeout < 0 || st.MaxPaths < 0 ||
+		st.UDPTimeout < 0 || st.UDPMaxPerClient < 0 {
 		return nil, fmt.Errorf("%s: limits cannot be negative", path)
 	}
 	srv := &mptp.Server{Dial: ctx.Dialer.DialContext, Logger: ctx.Logger, MaxPaths: st.MaxPaths}
 	srv.RecvWindow, srv.SendBuffer = st.RecvWindow, st.SendBuffer
 	srv.Grace = time.Duration(st.Grace * float64(time.Second))
 	srv.HandshakeTimeout = time.Duration(st.HandshakeTimeout * float64(time.Second))
+	srv.UDPIdle = time.Duration(st.UDPTimeout * float64(time.Second))
+	srv.MaxUDPPerClient = st.UDPMaxPerClient
+	// UDP leaves through the default outbound when it can carry UDP, and
+	// is refused otherwise.
+	if pl, ok := ctx.Dialer.(outbound.PacketListener); ok {
+		srv.ListenPacket = pl.ListenPacket
+	} else {
+		srv.ListenPacket = func(context.Context) (net.PacketConn, error) {
+			return nil, errors.New("the default outbound cannot carry UDP")
+		}
+	}
 	return &Inbound{tag: ctx.Tag, addr: net.JoinHostPort(ctx.Address, strconv.Itoa(ctx.Port)), server: srv,
 		mptcp: st.MPTCP, log: ctx.Logger}, nil
 }

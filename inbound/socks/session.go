@@ -3,7 +3,6 @@ package socks
 import (
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -25,62 +24,65 @@ const unbound = "0.0.0.0:0"
 // serve runs one client connection to its end.
 func (s *server) serve(c net.Conn) {
 	client := c.RemoteAddr().String()
-	target, out, err := s.negotiate(c)
+	cmd, target, err := s.request(c)
 	if err != nil {
 		s.log.Debug("socks negotiation failed", "client", client, "err", err)
 		return
 	}
-	if out == nil {
+	switch cmd {
+	case socks5.CmdConnect:
+		s.connect(c, target)
+	case socks5.CmdUDPAssociate:
+		s.associate(c, target)
+	default:
+		s.log.Debug("socks command not supported", "client", client, "cmd", cmd)
+		socks5.WriteReply(c, socks5.RepCmdUnsupported, unbound)
+	}
+}
+
+// request runs the exchange up to the request: greeting, authentication,
+// and the request itself, within the negotiation timeout.
+func (s *server) request(c net.Conn) (cmd byte, target string, err error) {
+	if err := c.SetDeadline(time.Now().Add(negotiationTimeout)); err != nil {
+		return 0, "", err
+	}
+	if err := s.authenticate(c); err != nil {
+		return 0, "", err
+	}
+	cmd, target, err = socks5.ReadRequest(c)
+	if errors.Is(err, socks5.ErrAddrType) {
+		return 0, "", errors.Join(err, socks5.WriteReply(c, socks5.RepAddrUnsupported, unbound))
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	return cmd, target, c.SetDeadline(time.Time{})
+}
+
+// connect serves a CONNECT: dial, reply, relay.
+func (s *server) connect(c net.Conn, target string) {
+	client := c.RemoteAddr().String()
+	out, err := s.ctx.Dialer.DialContext(s.life, "tcp", target)
+	if err != nil {
+		reason := failure.Of(err)
+		s.log.Info("socks connect failed", "client", client, "target", target,
+			"reason", reason.String(), "err", err)
+		socks5.WriteReply(c, byte(reason), unbound)
+		return
+	}
+	if !s.track(out) {
 		return
 	}
 	defer s.release(out)
+	if err := socks5.WriteReply(c, socks5.RepSucceeded, boundAddr(out)); err != nil {
+		return
+	}
 	up, down, err := relay.Copy(c, out)
 	args := []any{"client", client, "target", target, "up", up, "down", down}
 	if err != nil {
 		args = append(args, "err", err)
 	}
 	s.log.Info("socks session end", args...)
-}
-
-// negotiate runs the exchange up to and including the reply. It returns the
-// outbound conn; a nil conn with a nil error means the dial failed, which is
-// answered and logged already.
-func (s *server) negotiate(c net.Conn) (target string, out net.Conn, err error) {
-	if err := c.SetDeadline(time.Now().Add(negotiationTimeout)); err != nil {
-		return "", nil, err
-	}
-	if err := s.authenticate(c); err != nil {
-		return "", nil, err
-	}
-	cmd, target, err := socks5.ReadRequest(c)
-	switch {
-	case errors.Is(err, socks5.ErrAddrType):
-		return "", nil, errors.Join(err, socks5.WriteReply(c, socks5.RepAddrUnsupported, unbound))
-	case err != nil:
-		return "", nil, err
-	case cmd != socks5.CmdConnect:
-		return "", nil, errors.Join(fmt.Errorf("command 0x%02x not supported", cmd),
-			socks5.WriteReply(c, socks5.RepCmdUnsupported, unbound))
-	}
-	if err := c.SetDeadline(time.Time{}); err != nil {
-		return "", nil, err
-	}
-
-	out, err = s.ctx.Dialer.DialContext(s.life, "tcp", target)
-	if err != nil {
-		reason := failure.Of(err)
-		s.log.Info("socks connect failed", "client", c.RemoteAddr().String(), "target", target,
-			"reason", reason.String(), "err", err)
-		return "", nil, socks5.WriteReply(c, byte(reason), unbound)
-	}
-	if !s.track(out) {
-		return "", nil, net.ErrClosed
-	}
-	if err := socks5.WriteReply(c, socks5.RepSucceeded, boundAddr(out)); err != nil {
-		s.release(out)
-		return "", nil, err
-	}
-	return target, out, nil
 }
 
 // authenticate reads the greeting, picks the method the settings require

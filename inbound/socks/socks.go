@@ -29,21 +29,23 @@ type server struct {
 	ctx      *inbound.Context
 	log      *slog.Logger
 	accounts map[string]string // nil: no authentication
+	udp      udpConfig
 
 	// life is cancelled by Close, which aborts dials in progress.
 	life   context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]struct{} // client and outbound conns, for Close
-	closed bool
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[net.Conn]struct{} // client and outbound conns, for Close
+	udpByIP map[string]int        // live UDP associations per client IP
+	closed  bool
 
 	wg sync.WaitGroup
 }
 
 func newServer(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, error) {
-	accounts, err := parseSettings(raw, ctx.Path, ctx.Warn)
+	accounts, udp, err := parseSettings(raw, ctx.Path, ctx.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +59,8 @@ func newServer(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, erro
 		ctx:      ctx,
 		log:      log,
 		accounts: accounts,
+		udp:      udp,
+		udpByIP:  map[string]int{},
 		life:     life,
 		cancel:   cancel,
 		conns:    map[net.Conn]struct{}{},

@@ -114,3 +114,10 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 	r.n += n
 	return n, nil
 }
+
+// Addr is a "host:port" as a net.Addr, for writing a datagram to a host
+// name (see outbound.PacketListener).
+type Addr string
+
+func (Addr) Network() string  { return "udp" }
+func (a Addr) String() string { return string(a) }

@@ -199,6 +199,11 @@ const (
 	// PathBackup marks a backup path: it carries data only while no other
 	// path of the session can.
 	PathBackup = 0x01
+
+	ExtSessionFlags = 0x02 // VALUE: one byte of session flags, in an OPEN
+	// SessionDatagramCopies asks the server to send each datagram on its
+	// two best paths, as the client does.
+	SessionDatagramCopies = 0x01
 )
 
 // AppendExt appends one extension TLV.
@@ -221,12 +226,17 @@ func Exts(ext []byte) (map[byte][]byte, error) {
 }
 
 // PathFlags returns the path flags of a request (0 when absent).
-func (r *Request) PathFlags() (byte, error) {
+func (r *Request) PathFlags() (byte, error) { return r.flags(ExtPathFlags) }
+
+// SessionFlags returns the session flags of a request (0 when absent).
+func (r *Request) SessionFlags() (byte, error) { return r.flags(ExtSessionFlags) }
+
+func (r *Request) flags(typ byte) (byte, error) {
 	exts, err := Exts(r.Ext)
 	if err != nil {
 		return 0, err
 	}
-	if v := exts[ExtPathFlags]; len(v) > 0 {
+	if v := exts[typ]; len(v) > 0 {
 		return v[0], nil
 	}
 	return 0, nil

@@ -200,6 +200,13 @@ func TestPathFlags(t *testing.T) {
 	if f, err := got.PathFlags(); err != nil || f != PathBackup {
 		t.Fatalf("flags %v %v", f, err)
 	}
+	if f, err := got.SessionFlags(); err != nil || f != 0 {
+		t.Fatalf("session flags %v %v", f, err)
+	}
+	r.Ext = AppendExt(r.Ext, ExtSessionFlags, []byte{SessionDatagramCopies})
+	if f, err := r.SessionFlags(); err != nil || f != SessionDatagramCopies {
+		t.Fatalf("session flags %v %v", f, err)
+	}
 	if _, err := (&Request{Ext: []byte{ExtPathFlags, 5, 1}}).PathFlags(); err == nil {
 		t.Fatal("cut extension accepted")
 	}

@@ -43,3 +43,8 @@ func (d *Direct) Tag() string { return d.tag }
 func (d *Direct) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	return d.dialer.DialContext(ctx, network, address)
 }
+
+// ListenPacket opens a UDP socket that leaves the same way as dials.
+func (d *Direct) ListenPacket(ctx context.Context) (net.PacketConn, error) {
+	return d.dialer.ListenPacket(ctx)
+}

@@ -33,6 +33,9 @@ type settings struct {
 	SendBuffer int `json:"send_buffer"`
 	// Grace is how long, in seconds, a session with no path waits for one.
 	Grace float64 `json:"grace"`
+	// UDPCopies sends each UDP datagram on the two best paths (for calls
+	// and games on lossy links); the server drops the second copy.
+	UDPCopies bool `json:"udp_copies"`
 	// Backup lists actors that carry data only while no other can.
 	Backup []string `json:"backup"`
 	// StaleFloor, in seconds, is the least time a path may go without
@@ -74,6 +77,7 @@ func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error
 	}
 	c.Server = net.JoinHostPort(st.Address, strconv.Itoa(st.Port))
 	c.RecvWindow, c.SendBuffer = st.RecvWindow, st.SendBuffer
+	c.DatagramCopies = st.UDPCopies
 	c.Grace = time.Duration(st.Grace * float64(time.Second))
 	backup := map[string]bool{}
 	for i, tag := range st.Backup {
@@ -111,4 +115,9 @@ func (o *Outbound) Client() *mptp.Client { return o.client }
 
 func (o *Outbound) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	return o.client.DialContext(ctx, network, address)
+}
+
+// ListenPacket opens a UDP association through the MPTP server.
+func (o *Outbound) ListenPacket(ctx context.Context) (net.PacketConn, error) {
+	return o.client.ListenPacket(ctx)
 }
