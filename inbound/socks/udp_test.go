@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,10 +224,8 @@ func TestUDPPySocks(t *testing.T) {
 	}
 	echo := udpEcho(t)
 	p := startSocks(t, "", direct(t))
-	script := filepath.Join(t.TempDir(), "udp.py")
-	os.WriteFile(script, []byte(pySocksScript), 0o644)
 	host, port, _ := net.SplitHostPort(p.addr)
-	out, err := exec.Command(py, script, host, port, echo.IP.String(), strconv.Itoa(echo.Port), "1000").CombinedOutput()
+	out, err := exec.Command(py, "testdata/udp_echo.py", host, port, echo.IP.String(), strconv.Itoa(echo.Port), "1000").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -244,25 +240,6 @@ func TestUDPPySocks(t *testing.T) {
 	}
 }
 
-const pySocksScript = `
-import hashlib, socket, sys
-import socks
-host, port, ehost, eport, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
-s.set_proxy(socks.SOCKS5, host, port)
-s.settimeout(20)
-h = hashlib.sha256()
-for i in range(n):
-    size = 1 + (i * 997) % 8192
-    data = bytes((i * 7 + j * 13) & 255 for j in range(size))
-    s.sendto(data, (ehost, eport))
-    got, addr = s.recvfrom(65535)
-    if got != data or addr[1] != eport:
-        sys.exit("datagram %d: %d bytes back from %r" % (i, len(got), addr))
-    h.update(got)
-s.close()
-print(h.hexdigest())
-`
 
 // waitLog waits for the inbound to log msg and checks the record.
 func waitLog(t *testing.T, p *proxy, msg string, check func(map[string]any)) {
