@@ -259,3 +259,34 @@ func waitLog(t *testing.T, p *proxy, msg string, check func(map[string]any)) {
 	}
 }
 
+
+// IPv6 targets, by address, through an association.
+func TestUDPAssociateIPv6Target(t *testing.T) {
+	noLeaks(t)
+	pc, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteToUDP(buf[:n], from)
+		}
+	}()
+	defer func() { pc.Close(); <-done }()
+	p := startSocks(t, "", direct(t))
+	c, relay := associate(t, p, "0.0.0.0:0")
+	defer c.Close()
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	roundTrip(t, uc, relay, pc.LocalAddr().String(), dgram(1, 1200))
+}
