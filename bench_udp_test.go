@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mptp/mptp/internal/netdial/relaytest"
 )
 
 // sharedLink paces the writes of every connection through it together,
@@ -68,7 +70,7 @@ func (l *sharedLink) dial(ctx context.Context, network, addr string) (net.Conn, 
 // and 90th percentile round trip with the upload running, against the
 // same echoes with the links idle, in the same run.
 func BenchmarkUDPUnderLoad(b *testing.B) {
-	echo := udpEcho(b)
+	echo := relaytest.UDPEcho(b, net.IPv4(127, 0, 0, 1))
 	sink, got := resBenchSink(b)
 	addr := startServer(b, &Server{})
 	links := []*sharedLink{{rate: 10e6}, {rate: 10e6}}
@@ -80,7 +82,7 @@ func BenchmarkUDPUnderLoad(b *testing.B) {
 		msg := make([]byte, 64)
 		for i := 0; i < n && during(); i++ {
 			start := time.Now()
-			pc.WriteTo(msg, echo.LocalAddr())
+			pc.WriteTo(msg, echo)
 			pc.SetReadDeadline(time.Now().Add(5 * time.Second))
 			if _, _, err := pc.ReadFrom(buf); err != nil {
 				continue // lost: counted by its absence

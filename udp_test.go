@@ -14,39 +14,8 @@ import (
 	"time"
 
 	"github.com/mptp/mptp/internal/failure"
+	"github.com/mptp/mptp/internal/netdial/relaytest"
 )
-
-// udpEcho starts a UDP echo server on loopback and returns its address.
-func udpEcho(t testing.TB) *net.UDPConn {
-	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteToUDP(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return pc
-}
-
-// datagram returns the i-th test datagram: n bytes that depend on i.
-func datagram(i, n int) []byte {
-	b := make([]byte, n)
-	for j := range b {
-		b[j] = byte(i*7 + j*13)
-	}
-	return b
-}
 
 // echoDatagrams sends count datagrams of sizes 1 to 8 KiB to echo through
 // pc, one at a time, and checks that each comes back whole, from echo.
@@ -54,7 +23,7 @@ func echoDatagrams(t *testing.T, pc net.PacketConn, echo net.Addr, count int) {
 	t.Helper()
 	buf := make([]byte, 65536)
 	for i := range count {
-		want := datagram(i, 1+(i*997)%(8<<10))
+		want := relaytest.Datagram(i, relaytest.DatagramSize(i))
 		if _, err := pc.WriteTo(want, echo); err != nil {
 			t.Fatalf("datagram %d: %v", i, err)
 		}
@@ -73,7 +42,7 @@ func echoDatagrams(t *testing.T, pc net.PacketConn, echo net.Addr, count int) {
 }
 
 func TestUDPEcho(t *testing.T) {
-	echo := udpEcho(t)
+	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	addr := startServer(t, &Server{})
 	for _, tc := range []struct {
 		name    string
@@ -89,7 +58,7 @@ func TestUDPEcho(t *testing.T) {
 			}
 			defer pc.Close()
 			const n = 2000
-			echoDatagrams(t, pc, echo.LocalAddr(), n)
+			echoDatagrams(t, pc, echo, n)
 			if tc.version == 1 {
 				return
 			}
@@ -107,14 +76,14 @@ func TestUDPEcho(t *testing.T) {
 
 // A host name is resolved by the server; replies carry the real source.
 func TestUDPHostName(t *testing.T) {
-	echo := udpEcho(t)
+	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	addr := startServer(t, &Server{})
 	pc, err := client(addr).ListenPacket(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	port := strconv.Itoa(echo.LocalAddr().(*net.UDPAddr).Port)
+	port := strconv.Itoa(echo.Port)
 	if _, err := pc.WriteTo([]byte("by name"), Addr(net.JoinHostPort("localhost", port))); err != nil {
 		t.Fatal(err)
 	}
@@ -124,13 +93,13 @@ func TestUDPHostName(t *testing.T) {
 	if err != nil || string(buf[:n]) != "by name" {
 		t.Fatalf("got %q %v", buf[:n], err)
 	}
-	if ua, ok := from.(*net.UDPAddr); !ok || !ua.IP.IsLoopback() || ua.Port != echo.LocalAddr().(*net.UDPAddr).Port {
+	if ua, ok := from.(*net.UDPAddr); !ok || !ua.IP.IsLoopback() || ua.Port != echo.Port {
 		t.Fatalf("reply from %v (%T)", from, from)
 	}
 }
 
 func TestUDPManyAssociations(t *testing.T) {
-	echo := udpEcho(t)
+	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	addr := startServer(t, &Server{})
 	c := client(addr)
 	var wg sync.WaitGroup
@@ -142,7 +111,7 @@ func TestUDPManyAssociations(t *testing.T) {
 				return
 			}
 			defer pc.Close()
-			echoDatagrams(t, pc, echo.LocalAddr(), 100)
+			echoDatagrams(t, pc, echo, 100)
 		})
 	}
 	wg.Wait()
@@ -151,7 +120,7 @@ func TestUDPManyAssociations(t *testing.T) {
 // Closing either end ends the association on both: the server forgets it
 // and frees its socket and its place in the client's quota.
 func TestUDPAssociationEnds(t *testing.T) {
-	echo := udpEcho(t)
+	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	srv := &Server{UDPOptions: UDPOptions{MaxUDPPerClient: 1}}
 	addr := startServer(t, srv)
 	c := client(addr)
@@ -160,7 +129,7 @@ func TestUDPAssociationEnds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("association %d: %v", i, err)
 		}
-		echoDatagrams(t, pc, echo.LocalAddr(), 3)
+		echoDatagrams(t, pc, echo, 3)
 		// The quota is one: a second association is refused while this
 		// one lives.
 		_, err = c.ListenPacket(context.Background())
@@ -182,7 +151,7 @@ func TestUDPAssociationEnds(t *testing.T) {
 func TestUDPIdle(t *testing.T) {
 	for _, version := range []int{2, 1} {
 		t.Run(fmt.Sprint("v", version), func(t *testing.T) {
-			echo := udpEcho(t)
+			echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 			addr := startServer(t, &Server{UDPOptions: UDPOptions{UDPIdle: 300 * time.Millisecond}})
 			c := client(addr)
 			c.Version = version
@@ -191,7 +160,7 @@ func TestUDPIdle(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pc.Close()
-			echoDatagrams(t, pc, echo.LocalAddr(), 1)
+			echoDatagrams(t, pc, echo, 1)
 			pc.SetReadDeadline(time.Now().Add(30 * time.Second))
 			if _, _, err := pc.ReadFrom(make([]byte, 10)); err != io.EOF {
 				t.Fatalf("got %v, want EOF", err)
@@ -201,19 +170,19 @@ func TestUDPIdle(t *testing.T) {
 }
 
 func TestUDPTooLarge(t *testing.T) {
-	echo := udpEcho(t)
+	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	addr := startServer(t, &Server{})
 	pc, err := client(addr).ListenPacket(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	if _, err := pc.WriteTo(make([]byte, maxUDP+1), echo.LocalAddr()); err == nil {
+	if _, err := pc.WriteTo(make([]byte, maxUDP+1), echo); err == nil {
 		t.Fatal("a datagram larger than UDP allows was taken")
 	}
 	// The largest there is crosses whole.
-	want := datagram(1, maxUDP)
-	if _, err := pc.WriteTo(want, echo.LocalAddr()); err != nil {
+	want := relaytest.Datagram(1, maxUDP)
+	if _, err := pc.WriteTo(want, echo); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 65536)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/netip"
@@ -15,6 +14,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/mptp/mptp/internal/netdial/relaytest"
 	"github.com/mptp/mptp/internal/socks5"
 )
 
@@ -184,7 +184,7 @@ func TestUDPThroughTunnel(t *testing.T) {
 			if err := exec.Command(py, "-c", "import socks").Run(); err != nil {
 				t.Skip("needs Debian's python3-socks for the echo part")
 			}
-			echo := udpEchoServer(t)
+			echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1)).String()
 			host, port, _ := net.SplitHostPort(socks)
 			ehost, eport, _ := net.SplitHostPort(echo)
 			const n = 500
@@ -192,16 +192,7 @@ func TestUDPThroughTunnel(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			h := sha256.New()
-			for i := range n {
-				size := 1 + (i*997)%(8<<10)
-				b := make([]byte, size)
-				for j := range b {
-					b[j] = byte(i*7 + j*13)
-				}
-				h.Write(b)
-			}
-			if want := fmt.Sprintf("%x", h.Sum(nil)); !bytes.Contains(out, []byte(want)) {
+			if want := relaytest.DatagramsSum(n); !bytes.Contains(out, []byte(want)) {
 				t.Fatalf("echoes differ: script said %q, want %s", out, want)
 			}
 			// The server saw UDP sessions of this version.
@@ -216,27 +207,4 @@ func TestUDPThroughTunnel(t *testing.T) {
 			})
 		})
 	}
-}
-
-// udpEchoServer echoes datagrams on loopback until the test ends.
-func udpEchoServer(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteToUDP(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return pc.LocalAddr().String()
 }

@@ -3,7 +3,6 @@ package socks_test
 import (
 	"bytes"
 	"crypto/sha256"
-	"fmt"
 	"log/slog"
 	"net"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mptp/mptp/internal/netdial/relaytest"
 	"github.com/mptp/mptp/internal/socks5"
 	"github.com/mptp/mptp/outbound"
 	_ "github.com/mptp/mptp/outbound/direct"
@@ -26,29 +26,6 @@ func direct(t *testing.T) outbound.Outbound {
 		t.Fatal(err)
 	}
 	return ob
-}
-
-// udpEcho echoes datagrams on loopback until the end of the test.
-func udpEcho(t *testing.T) *net.UDPAddr {
-	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteToUDP(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return pc.LocalAddr().(*net.UDPAddr)
 }
 
 // associate opens an association and returns its control connection and
@@ -69,14 +46,6 @@ func associate(t *testing.T, p *proxy, from string) (*net.TCPConn, *net.UDPAddr)
 		t.Fatalf("bound to %s, not to the address the control connection came in on", ua)
 	}
 	return c, ua
-}
-
-func dgram(i, n int) []byte {
-	b := make([]byte, n)
-	for j := range b {
-		b[j] = byte(i*7 + j*13)
-	}
-	return b
 }
 
 // roundTrip sends payload to target through relay from uc and checks the
@@ -119,7 +88,7 @@ func portOf(t *testing.T, hostport string) int {
 
 func TestUDPAssociate(t *testing.T) {
 	noLeaks(t)
-	echo := udpEcho(t)
+	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	p := startSocks(t, "", direct(t))
 	c, relay := associate(t, p, "0.0.0.0:0")
 	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -128,7 +97,7 @@ func TestUDPAssociate(t *testing.T) {
 	}
 	defer uc.Close()
 	for i := range 2000 {
-		roundTrip(t, uc, relay, echo.String(), dgram(i, 1+(i*997)%(8<<10)))
+		roundTrip(t, uc, relay, echo.String(), relaytest.Datagram(i, relaytest.DatagramSize(i)))
 	}
 	// A host name is resolved on the way out.
 	roundTrip(t, uc, relay, net.JoinHostPort("localhost", strconv.Itoa(echo.Port)), []byte("by name"))
@@ -160,7 +129,7 @@ func TestUDPAssociate(t *testing.T) {
 // is accepted, even when another sends first.
 func TestUDPAssociateNamedPort(t *testing.T) {
 	noLeaks(t)
-	echo := udpEcho(t)
+	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	p := startSocks(t, "", direct(t))
 	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -222,7 +191,7 @@ func TestUDPPySocks(t *testing.T) {
 	if err := exec.Command(py, "-c", "import socks").Run(); err != nil {
 		t.Skip("needs Debian's python3-socks (apt-get install python3-socks)")
 	}
-	echo := udpEcho(t)
+	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	p := startSocks(t, "", direct(t))
 	host, port, _ := net.SplitHostPort(p.addr)
 	out, err := exec.Command(py, "testdata/udp_echo.py", host, port, echo.IP.String(), strconv.Itoa(echo.Port), "1000").CombinedOutput()
@@ -231,15 +200,10 @@ func TestUDPPySocks(t *testing.T) {
 	}
 	// The script prints a SHA-256 over every echo it got; the same over
 	// what it sent must match.
-	h := sha256.New()
-	for i := range 1000 {
-		h.Write(dgram(i, 1+(i*997)%(8<<10)))
-	}
-	if want := fmt.Sprintf("%x", h.Sum(nil)); !bytes.Contains(out, []byte(want)) {
+	if want := relaytest.DatagramsSum(1000); !bytes.Contains(out, []byte(want)) {
 		t.Fatalf("echoes differ: script said %q, want %s", out, want)
 	}
 }
-
 
 // waitLog waits for the inbound to log msg and checks the record.
 func waitLog(t *testing.T, p *proxy, msg string, check func(map[string]any)) {
@@ -259,27 +223,10 @@ func waitLog(t *testing.T, p *proxy, msg string, check func(map[string]any)) {
 	}
 }
 
-
 // IPv6 targets, by address, through an association.
 func TestUDPAssociateIPv6Target(t *testing.T) {
 	noLeaks(t)
-	pc, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
-	if err != nil {
-		t.Skipf("no IPv6 loopback here: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := pc.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteToUDP(buf[:n], from)
-		}
-	}()
-	defer func() { pc.Close(); <-done }()
+	echo := relaytest.UDPEcho(t, net.IPv6loopback)
 	p := startSocks(t, "", direct(t))
 	c, relay := associate(t, p, "0.0.0.0:0")
 	defer c.Close()
@@ -288,5 +235,5 @@ func TestUDPAssociateIPv6Target(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer uc.Close()
-	roundTrip(t, uc, relay, pc.LocalAddr().String(), dgram(1, 1200))
+	roundTrip(t, uc, relay, echo.String(), relaytest.Datagram(1, 1200))
 }
