@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sort"
 	"sync"
 	"time"
 
@@ -41,6 +40,10 @@ type Server struct {
 	v1Ended map[[16]byte]time.Time
 	closed  bool
 	wg      sync.WaitGroup
+
+	// draining is set by Shutdown: listeners closed, sessions live on.
+	draining bool
+	obs      observer // for Status (stats.go)
 }
 
 type serverSession struct {
@@ -99,7 +102,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		conn, err := ln.Accept()
 		if err != nil {
 			s.mu.Lock()
-			closed := s.closed
+			closed := s.closed || s.draining
 			s.mu.Unlock()
 			if closed {
 				return ErrServerClosed
@@ -205,6 +208,7 @@ func (s *Server) handle(conn net.Conn) {
 		s.handleV1(conn, br, log)
 	default:
 		s.untrack(conn)
+		s.obs.refused("bad_version")
 		log.Info("handshake refused", "reason", fmt.Sprintf("unknown version 0x%02x", first[0]))
 		conn.Close()
 	}
@@ -296,6 +300,8 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	}
 	log.Info("session start", "paths", 1)
 	start := time.Now()
+	s.obs.begin(sess)
+	defer s.obs.end(sess, peerHost)
 	if target == nil {
 		s.mu.Lock()
 		closed := s.closed
@@ -314,12 +320,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	up, down, rerr := relay.Copy(sess, target)
 	<-sess.Done()
 	forget()
-	var paths []string
-	for _, c := range sess.Stats() {
-		paths = append(paths, fmt.Sprintf("%s(sent=%d,rcvd=%d)", c.Name, c.BytesSent, c.BytesReceived))
-	}
-	sort.Strings(paths)
-	log.Info("session end", "up", up, "down", down, "paths", paths, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
+	log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess.Info()), "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
 }
 
 func errOrNil(errs ...error) any {
@@ -359,6 +360,7 @@ func (s *Server) join(conn net.Conn, req *wire.Request, backup bool, log *slog.L
 }
 
 func (s *Server) refuse(conn net.Conn, status byte, msg string) {
+	s.obs.refused(refusalReason(status))
 	conn.Write(wire.AppendReply(nil, &wire.Reply{Status: status, Msg: msg}))
 	conn.Close()
 }
@@ -377,6 +379,7 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	hs, err := leaf.ReadHandshake(br)
 	s.untrack(raw)
 	if err != nil {
+		s.obs.refused("bad_request")
 		log.Info("v1 handshake refused", "reason", err)
 		raw.Close()
 		return
@@ -422,6 +425,8 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	}
 	log.Info("session start")
 	start := time.Now()
+	s.obs.beginV1()
+	defer s.obs.endV1()
 	up, down, rerr := relay.Copy(c, target)
 	log.Info("session end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr))
 }

@@ -39,7 +39,9 @@ func (s *server) serve(c net.Conn) {
 	if err != nil {
 		args = append(args, "err", err)
 	}
-	s.log.Info("socks session end", args...)
+	// At debug level: the outbound's session logs its own start and end
+	// (an mptp session names its paths), one line each at info.
+	s.log.Debug("socks session end", args...)
 }
 
 // negotiate runs the exchange up to and including the reply. It returns the
