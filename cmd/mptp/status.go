@@ -103,7 +103,7 @@ func printReport(w io.Writer, r api.Report) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		line := fmt.Sprintf("%s %s: %d sessions open, %d in all; %d UDP associations",
+		line := fmt.Sprintf("%s %s: sessions open %d, total %d; UDP associations %d",
 			src.Side, src.Tag, src.SessionsOpen, src.SessionsTotal, src.UDPAssociations)
 		if src.Side == "server" {
 			line += "; handshakes refused: " + refusals(src.Refusals)

@@ -9,6 +9,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.ln != nil && !s.closed {
 		s.ln.Close() // the accept loop ends
+		s.ln = nil
 	}
 	s.mu.Unlock()
 	idle := make(chan struct{})

@@ -67,7 +67,7 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	s.sampler = newSampler(s.Interval, s.Window)
-	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second,
+	s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.Logger.Handler(), slog.LevelDebug)}
 	s.stop = make(chan struct{})
 	s.wg.Go(func() { s.sample() })

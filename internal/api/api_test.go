@@ -75,8 +75,10 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		}
 	}
 
-	const size = 24 << 20
-	n := r.download(t, size, nil)
+	n, err := r.download(24<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "the sessions' end", func() bool {
 		st := r.status(t)
 		return source(t, st, "client").SessionsOpen == 0 && source(t, st, "server").SessionsOpen == 0
@@ -122,9 +124,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 // refusal counts, and /api/history.
 func TestStatusJSON(t *testing.T) {
 	r := newRig(t)
-	stop := make(chan struct{})
-	done := make(chan int64)
-	go func() { done <- r.download(t, 0, stop) }()
+	stop := r.stream(t)
 
 	// While the stream flows: one session on each side, with both client
 	// paths up, a measured RTT and a throughput.
@@ -144,8 +144,7 @@ func TestStatusJSON(t *testing.T) {
 		}
 		return rate > 0 && cli.Sessions[0].RateReceived > 0
 	})
-	close(stop)
-	n := <-done
+	n := stop()
 	cli, srv := source(t, live, "client"), source(t, live, "server")
 	if cli.Tag != "out" || srv.Tag != "in" || cli.SessionsOpen != 1 || srv.SessionsOpen != 1 {
 		t.Errorf("sources %+v, %+v", cli, srv)
@@ -211,8 +210,8 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal(r.get(t, "/api/history"), &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.Interval != 0.1 || len(h.Times) < 2 {
-		t.Errorf("history: interval %v, %d samples", h.Interval, len(h.Times))
+	if h.Interval != 0.1 || h.Window != DefaultWindow.Seconds() || len(h.Times) < 2 {
+		t.Errorf("history: interval %v, window %v, %d samples", h.Interval, h.Window, len(h.Times))
 	}
 	peak := map[string]float64{}
 	for _, s := range h.Series {

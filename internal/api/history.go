@@ -14,7 +14,8 @@ const maxSeries = 64
 // and session's throughput, and keeps the paths' throughput for the chart.
 type sampler struct {
 	interval time.Duration
-	keep     int // samples kept
+	window   time.Duration
+	keep     int // samples kept: window / interval
 
 	mu       sync.Mutex
 	prevAt   time.Time
@@ -27,7 +28,7 @@ type sampler struct {
 }
 
 func newSampler(interval, window time.Duration) *sampler {
-	return &sampler{interval: interval, keep: max(2, int(window/interval)),
+	return &sampler{interval: interval, window: window, keep: max(2, int(window/interval)),
 		prev: map[string][2]uint64{}, rates: map[string][2]float64{}, series: map[string]*Series{}}
 }
 
@@ -141,7 +142,7 @@ func (s *sampler) fill(reports []SourceReport) {
 func (s *sampler) history() History {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := History{Interval: s.interval.Seconds(), Times: append([]int64{}, s.times...), Series: []Series{}}
+	h := History{Interval: s.interval.Seconds(), Window: s.window.Seconds(), Times: append([]int64{}, s.times...), Series: []Series{}}
 	for _, k := range s.order {
 		se := *s.series[k]
 		se.Rates = append([]float64{}, se.Rates...)

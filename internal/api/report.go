@@ -59,6 +59,7 @@ type SessionReport struct {
 // History is each path's throughput over the last minutes, for the chart.
 type History struct {
 	Interval float64  `json:"interval"` // seconds between samples
+	Window   float64  `json:"window"`   // seconds of history kept
 	Times    []int64  `json:"times"`    // of the samples, Unix milliseconds, oldest first
 	Series   []Series `json:"series"`
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"io"
 	"net"
@@ -114,26 +115,55 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // download fetches one stream from the target through the rig: size bytes,
-// or, with size 0, until stop is closed. It returns the bytes' count and
-// checks their sha256 against what the target sent.
-func (r *rig) download(t *testing.T, size int64, stop <-chan struct{}) int64 {
-	t.Helper()
+// or, with size 0, until stop is closed. It returns the bytes' count, and
+// an error unless their sha256 is that of what the target sent.
+func (r *rig) download(size int64, stop <-chan struct{}) (int64, error) {
 	r.target.next <- order{size: size, stop: stop}
 	conn, err := r.client.Dial("tcp", r.target.ln.Addr().String())
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer conn.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, conn)
 	if err != nil {
-		t.Fatalf("download: %v after %d bytes", err, n)
+		return n, fmt.Errorf("download: %w after %d bytes", err, n)
 	}
 	sent := <-r.target.sums
 	if sent.n != n || string(sent.sum) != string(h.Sum(nil)) {
-		t.Fatalf("received %d bytes, sha256 %x; the target sent %d, sha256 %x", n, h.Sum(nil), sent.n, sent.sum)
+		return n, fmt.Errorf("received %d bytes, sha256 %x; the target sent %d, sha256 %x", n, h.Sum(nil), sent.n, sent.sum)
 	}
-	return n
+	return n, nil
+}
+
+// stream runs a download until the returned function is called, which
+// returns the bytes moved once their sha256 is checked.
+func (r *rig) stream(t *testing.T) (stop func() int64) {
+	t.Helper()
+	quit := make(chan struct{})
+	type result struct {
+		n   int64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := r.download(0, quit)
+		done <- result{n, err}
+	}()
+	var once sync.Once
+	var res result
+	stop = func() int64 {
+		once.Do(func() {
+			close(quit)
+			res = <-done
+		})
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		return res.n
+	}
+	t.Cleanup(func() { once.Do(func() { close(quit); <-done }) })
+	return stop
 }
 
 // order tells the target what its next connection gets: size random bytes,

@@ -71,7 +71,8 @@ function renderStatus(report) {
 
 function renderHistory(h) {
   interval = Math.max(200, h.interval * 1000);
-  document.getElementById("window").textContent = Math.round((h.times.length * h.interval) / 60) + " min";
+  const slots = Math.max(2, Math.round(h.window / h.interval));
+  document.getElementById("window").textContent = Math.round(h.window / 60) + " min";
   const canvas = document.getElementById("chart");
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, left = 70, bottom = 20, top = 10;
@@ -79,7 +80,8 @@ function renderHistory(h) {
   const n = h.times.length;
   let peak = 1;
   for (const s of h.series) for (const v of s.rates) peak = Math.max(peak, v);
-  const x = (i) => left + ((W - left - 10) * i) / Math.max(1, n - 1);
+  // The newest sample is at the right edge; the chart fills leftwards.
+  const x = (i) => left + ((W - left - 10) * (slots - n + i)) / (slots - 1);
   const y = (v) => H - bottom - ((H - bottom - top) * v) / peak;
   ctx.strokeStyle = "#ccc"; ctx.fillStyle = "#555"; ctx.font = "11px sans-serif";
   for (let g = 0; g <= 4; g++) {
