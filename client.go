@@ -49,6 +49,7 @@ type Client struct {
 	mu    sync.Mutex
 	live  map[*session.Session]struct{}
 	ended map[string]*PathStats
+	obs   observer // for Status (stats.go)
 }
 
 // PathStats are one path's totals over a Client's sessions.
@@ -117,7 +118,9 @@ func (c *Client) track(s *session.Session) {
 	}
 	c.live[s] = struct{}{}
 	c.mu.Unlock()
+	c.sessionStarted(s)
 	<-s.Done()
+	c.sessionEnded(s)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.live, s)

@@ -113,10 +113,11 @@ func (d *streamDatagrams) Close() error                      { return d.c.Close(
 // out from the server, and replies come back with their real source
 // address. It is a net.PacketConn.
 type PacketConn struct {
-	d     datagrams
-	conn  net.Conn // the session, for its addresses
-	wdl   time.Time
-	wdlMu sync.Mutex
+	d      datagrams
+	conn   net.Conn // the session, for its addresses
+	closed func()   // once, on Close
+	wdl    time.Time
+	wdlMu  sync.Mutex
 }
 
 // ListenPacket opens a UDP association through the server over the
@@ -128,7 +129,8 @@ func (c *Client) ListenPacket(ctx context.Context) (*PacketConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc := &PacketConn{conn: conn}
+	c.obs.udp.Add(1)
+	pc := &PacketConn{conn: conn, closed: sync.OnceFunc(func() { c.obs.udp.Add(-1) })}
 	if s, ok := conn.(*session.Session); ok {
 		pc.d = &sessionDatagrams{s: s}
 	} else {
@@ -176,7 +178,10 @@ func udpAddr(a string) net.Addr {
 }
 
 // Close ends the association on both ends.
-func (c *PacketConn) Close() error { return c.d.Close() }
+func (c *PacketConn) Close() error {
+	c.closed()
+	return c.d.Close()
+}
 
 // LocalAddr is the client end of the session.
 func (c *PacketConn) LocalAddr() net.Addr { return c.conn.LocalAddr() }

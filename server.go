@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sort"
 	"sync"
 	"time"
 
@@ -44,6 +43,10 @@ type Server struct {
 	udpByIP map[string]int // live UDP associations per client IP
 	closed  bool
 	wg      sync.WaitGroup
+
+	// draining is set by Shutdown: listeners closed, sessions live on.
+	draining bool
+	obs      observer // for Status (stats.go)
 }
 
 type serverSession struct {
@@ -102,7 +105,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		conn, err := ln.Accept()
 		if err != nil {
 			s.mu.Lock()
-			closed := s.closed
+			closed := s.closed || s.draining
 			s.mu.Unlock()
 			if closed {
 				return ErrServerClosed
@@ -208,6 +211,7 @@ func (s *Server) handle(conn net.Conn) {
 		s.handleV1(conn, br, log)
 	default:
 		s.untrack(conn)
+		s.obs.refused("bad_version")
 		log.Info("handshake refused", "reason", fmt.Sprintf("unknown version 0x%02x", first[0]))
 		conn.Close()
 	}
@@ -321,11 +325,15 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	}
 	log.Info("session start", "paths", 1)
 	start := time.Now()
+	s.obs.begin(sess)
+	defer s.obs.end(sess, peerHost)
 	if udp {
+		s.obs.udp.Add(1)
+		defer s.obs.udp.Add(-1)
 		up, down := s.associate(&sessionDatagrams{s: sess}, pc, log)
 		<-sess.Done()
 		forget()
-		log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess), "duration", time.Since(start).Round(time.Millisecond), "datagrams", sess.DatagramStats())
+		log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess.Info()), "duration", time.Since(start).Round(time.Millisecond), "datagrams", sess.DatagramStats())
 		return
 	}
 	if target == nil {
@@ -346,17 +354,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	up, down, rerr := relay.Copy(sess, target)
 	<-sess.Done()
 	forget()
-	log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess), "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
-}
-
-// pathSummary is what each path carried, for the session's last log line.
-func pathSummary(sess *session.Session) []string {
-	var paths []string
-	for _, c := range sess.Stats() {
-		paths = append(paths, fmt.Sprintf("%s(sent=%d,rcvd=%d)", c.Name, c.BytesSent, c.BytesReceived))
-	}
-	sort.Strings(paths)
-	return paths
+	log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess.Info()), "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
 }
 
 func closeAll(cs ...io.Closer) {
@@ -404,6 +402,7 @@ func (s *Server) join(conn net.Conn, req *wire.Request, backup bool, log *slog.L
 }
 
 func (s *Server) refuse(conn net.Conn, status byte, msg string) {
+	s.obs.refused(refusalReason(status))
 	conn.Write(wire.AppendReply(nil, &wire.Reply{Status: status, Msg: msg}))
 	conn.Close()
 }
@@ -422,6 +421,7 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	hs, err := leaf.ReadHandshake(br)
 	s.untrack(raw)
 	if err != nil {
+		s.obs.refused("bad_request")
 		log.Info("v1 handshake refused", "reason", err)
 		raw.Close()
 		return
@@ -467,6 +467,8 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	}
 	log.Info("session start")
 	start := time.Now()
+	s.obs.beginV1()
+	defer s.obs.endV1()
 	up, down, rerr := relay.Copy(c, target)
 	log.Info("session end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr))
 }
@@ -489,6 +491,10 @@ func (s *Server) associateV1(ctx context.Context, c *leaf.Conn, client net.Addr,
 	}
 	log.Info("session start")
 	start := time.Now()
+	s.obs.beginV1()
+	defer s.obs.endV1()
+	s.obs.udp.Add(1)
+	defer s.obs.udp.Add(-1)
 	up, down := s.associate(newStreamDatagrams(c), pc, log)
 	log.Info("session end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond))
 }

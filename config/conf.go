@@ -61,7 +61,6 @@ var confGroupProtocols = map[string]bool{"mptp": true}
 var unsupportedGeneral = map[string]bool{
 	"dns-server": true, "dns-interface": true, "always-real-ip": true, "always-fake-ip": true,
 	"routing-domain-resolve": true, "tun": true, "tun-fd": true, "interface": true, "port": true,
-	"api-interface": true, "api-port": true,
 }
 
 // ParseConf parses a config in Leaf's conf format. Like Parse, it returns
@@ -117,6 +116,8 @@ type confParser struct {
 	socksIface string
 	socksPort  int
 	portLine   int // of socks-port, 0 if absent
+	api        API // from api-interface and api-port
+	apiPort    int // line of api-port, 0 if absent
 
 	outs      []confOutbound // in document order
 	names     map[string]int // proxy or group name -> its line
@@ -238,6 +239,8 @@ func (p *confParser) generalLine(n int, line string) {
 		}
 	case k == "mptp-port" || k == "mptp-interface":
 		p.warnf(n, "%s: an mptp server is configured in JSON, not conf; ignored", k)
+	case k == "api-interface" || k == "api-port":
+		p.apiLine(n, k, v)
 	case unsupportedGeneral[k]:
 		p.warnf(n, "%s: not supported by mptp, ignored", k)
 	default:
@@ -412,7 +415,7 @@ func (p *confParser) rule(n int, line string) {
 
 // config assembles what the lines said and checks what needs all of them.
 func (p *confParser) config() *Config {
-	cfg := &Config{Log: p.log}
+	cfg := &Config{Log: p.log, API: p.apiConfig()}
 	if len(p.rules) > 0 {
 		p.warns = append(p.warns, fmt.Sprintf("%s: rules other than FINAL are not supported by mptp (everything goes to the default outbound), ignored",
 			lineList(p.rules)))

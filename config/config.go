@@ -19,6 +19,7 @@ import (
 // raw; each protocol package decodes its own with DecodeSettings.
 type Config struct {
 	Log       Log
+	API       *API // nil when absent
 	Inbounds  []Inbound
 	Outbounds []Outbound // the first one is the default
 }
@@ -28,7 +29,8 @@ type Log struct {
 	// Level is "", "debug", "info", "warn", "error" or "off". Parse maps
 	// Leaf's "trace" to "debug" and "none" to "off"; "" means the default.
 	Level string
-	// Output is "console" or "" for stderr, otherwise a file path.
+	// Output is "console", "stderr" or "" for stderr, "stdout", otherwise
+	// a file path.
 	Output string
 }
 
@@ -164,7 +166,9 @@ func (e *envelope) config(root *node) *Config {
 			for i, el := range elems {
 				cfg.Outbounds = append(cfg.Outbounds, e.outbound(fmt.Sprintf("outbounds[%d]", i), el))
 			}
-		case "dns", "router", "api":
+		case "api":
+			cfg.API = e.api(v)
+		case "dns", "router":
 			e.warnf("%s: not supported by mptp, ignored", k)
 		default:
 			e.warnf("unknown key %q", k)

@@ -186,7 +186,6 @@ func TestParseWarnings(t *testing.T) {
   "inbounds": [{"protocol": "socks", "address": "localhost", "port": 1086, "extra": 1}],
   "outbounds": [{"protocol": "direct", "address": "x", "port": 1}],
   "router": {},
-  "api": {},
   "rules": []
 }`
 	cfg, warns, err := Parse([]byte(in))
@@ -200,7 +199,6 @@ func TestParseWarnings(t *testing.T) {
 		`outbounds[0]: unknown key "address"`,
 		`outbounds[0]: unknown key "port"`,
 		"router: not supported by mptp, ignored",
-		"api: not supported by mptp, ignored",
 		`unknown key "rules"`,
 	}
 	if !reflect.DeepEqual(warns, want) {

@@ -57,11 +57,15 @@ func quickClient(args []string, stdout, stderr io.Writer) int {
 	redundant := fs.Bool("redundant", false, "send every chunk on every path")
 	version := fs.Int("version", 2, "protocol: 2, or 1 for a Leaf server")
 	level := fs.String("log", "info", "log `LEVEL`: debug, info, warn, error")
+	apiAddr := fs.String("api", "", "serve metrics, the status page and the JSON API on `ADDR:PORT`")
 	printCfg := fs.Bool("print", false, "print the equivalent config file and exit")
 	if code, done := parse(fs, args); done {
 		return code
 	}
 	doc, err := clientDoc(*socks, *server, paths, *redundant, *version, *level)
+	if err == nil {
+		err = addAPI(doc, *apiAddr)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mptp client:", err)
 		return 2
@@ -77,6 +81,7 @@ func quickServer(args []string, stdout, stderr io.Writer) int {
 	grace := fs.Float64("grace", 30, "`SECONDS` a session with no path waits for one")
 	mptcp := fs.Bool("mptcp", false, "accept kernel MPTCP sub-connections too")
 	level := fs.String("log", "info", "log `LEVEL`: debug, info, warn, error")
+	apiAddr := fs.String("api", "", "serve metrics, the status page and the JSON API on `ADDR:PORT`")
 	printCfg := fs.Bool("print", false, "print the equivalent config file and exit")
 	if code, done := parse(fs, args); done {
 		return code
@@ -94,6 +99,10 @@ func quickServer(args []string, stdout, stderr io.Writer) int {
 		"log":       map[string]any{"level": *level},
 		"inbounds":  []any{map[string]any{"protocol": "mptp", "tag": "mptp-in", "address": host, "port": port, "settings": settings}},
 		"outbounds": []any{map[string]any{"protocol": "direct", "tag": "direct"}},
+	}
+	if err := addAPI(doc, *apiAddr); err != nil {
+		fmt.Fprintln(stderr, "mptp server:", err)
+		return 2
 	}
 	return runDoc("mptp server", doc, *printCfg, stdout, stderr)
 }
@@ -147,6 +156,19 @@ func clientDoc(socks, server string, specs []string, redundant bool, version int
 		"inbounds":  []any{map[string]any{"protocol": "socks", "tag": "socks-in", "address": lhost, "port": lport}},
 		"outbounds": append([]any{map[string]any{"protocol": "mptp", "tag": "mptp-out", "settings": mptp}}, outbounds...),
 	}, nil
+}
+
+// addAPI adds the "api" section for --api, unless it is empty.
+func addAPI(doc map[string]any, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := splitPort(addr)
+	if err != nil {
+		return fmt.Errorf("--api: %w", err)
+	}
+	doc["api"] = map[string]any{"address": host, "port": port}
+	return nil
 }
 
 // pathOutbound turns a path SPEC into the outbound that dials it.
@@ -229,5 +251,5 @@ func runDoc(name string, doc map[string]any, print bool, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	return serve(name, cfg, false, stdout, stderr)
+	return serve(name, cfg, defaultDrain, stdout, stderr)
 }

@@ -108,3 +108,14 @@ func (in *Inbound) Close() error {
 	}
 	return err
 }
+
+// Server is the underlying server, for its status.
+func (in *Inbound) Server() *mptp.Server { return in.server }
+
+// Shutdown stops accepting and lets the live sessions finish until ctx is
+// done, then closes the inbound.
+func (in *Inbound) Shutdown(ctx context.Context) error {
+	err := in.server.Shutdown(ctx)
+	in.Close()
+	return err
+}

@@ -82,7 +82,9 @@ func (s *server) connect(c net.Conn, target string) {
 	if err != nil {
 		args = append(args, "err", err)
 	}
-	s.log.Info("socks session end", args...)
+	// At debug level: the outbound's session logs its own start and end
+	// (an mptp session names its paths), one line each at info.
+	s.log.Debug("socks session end", args...)
 }
 
 // authenticate reads the greeting, picks the method the settings require

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mptp/mptp/config"
 	"github.com/mptp/mptp/inbound"
+	"github.com/mptp/mptp/internal/api"
 	"github.com/mptp/mptp/outbound"
 
 	// The protocols mptp speaks register themselves.
@@ -32,6 +33,8 @@ type App struct {
 	log       *slog.Logger
 	names     []string // of Inbounds, for logs: tag, else protocol
 	started   []inbound.Inbound
+	api       *api.Server // nil without an "api" section
+	apiUp     bool
 }
 
 // Build constructs every inbound and outbound without starting anything, so
@@ -130,6 +133,7 @@ func Build(cfg *config.Config, log *slog.Logger) (*App, []string, error) {
 	if len(errs) > 0 {
 		return nil, warnings, errors.Join(errs...)
 	}
+	a.buildAPI(cfg)
 	return a, warnings, nil
 }
 
@@ -167,6 +171,14 @@ func (a *App) Start() error {
 		a.started = append(a.started, in)
 		a.log.Info("listening", "inbound", a.names[i], "address", in.Addr().String())
 	}
+	if a.api != nil {
+		if err := a.api.Start(); err != nil {
+			a.Close()
+			return fmt.Errorf("api: %w", err)
+		}
+		a.apiUp = true
+		a.log.Info("listening", "api", a.api.ListenAddr().String())
+	}
 	return nil
 }
 
@@ -177,5 +189,9 @@ func (a *App) Close() error {
 		errs = append(errs, in.Close())
 	}
 	a.started = nil
+	if a.apiUp {
+		errs = append(errs, a.api.Close())
+		a.apiUp = false
+	}
 	return errors.Join(errs...)
 }

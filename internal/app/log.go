@@ -10,8 +10,8 @@ import (
 )
 
 // Logger makes the process logger from the config's "log" section: level
-// debug, info (default), warn, error or off; output "console" or empty for
-// standard error, else a file path, appended to.
+// debug, info (default), warn, error or off; output "console", "stderr" or
+// empty for standard error, "stdout", else a file path, appended to.
 func Logger(c config.Log) (*slog.Logger, io.Closer, error) {
 	level := slog.LevelInfo
 	switch c.Level {
@@ -26,7 +26,11 @@ func Logger(c config.Log) (*slog.Logger, io.Closer, error) {
 	}
 	var out io.Writer = os.Stderr
 	var closer io.Closer = io.NopCloser(nil)
-	if c.Output != "" && c.Output != "console" {
+	switch c.Output {
+	case "", "console", "stderr":
+	case "stdout":
+		out = os.Stdout
+	default:
 		f, err := os.OpenFile(c.Output, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return nil, nil, fmt.Errorf("log.output: %w", err)

@@ -1,0 +1,251 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mptp/mptp/internal/wire"
+)
+
+// sampleLine is a line of the text format: name{label="value",...} value.
+var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*\})? (-?[0-9.e+]+|NaN|[+-]Inf)$`)
+
+// parseMetrics checks the text format line by line and returns each
+// sample's value by "name{labels}".
+func parseMetrics(t *testing.T, text string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	typed := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "# HELP "):
+			continue
+		case strings.HasPrefix(line, "# TYPE "):
+			f := strings.Fields(line)
+			if len(f) != 4 || typed[f[2]] {
+				t.Errorf("bad or repeated TYPE line %q", line)
+			}
+			typed[f[2]] = true
+			continue
+		}
+		m := sampleLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("not a sample line: %q", line)
+			continue
+		}
+		if !typed[m[1]] {
+			t.Errorf("sample before its TYPE line: %q", line)
+		}
+		key := m[1] + m[2]
+		if _, dup := out[key]; dup {
+			t.Errorf("repeated sample %q", key)
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Errorf("%q: %v", line, err)
+		}
+		out[key] = v
+	}
+	return out
+}
+
+func pathMetric(name, side, tag, path string) string {
+	return name + `{side="` + side + `",tag="` + tag + `",path="` + path + `"}`
+}
+
+// TestMetricsMoveWithTraffic downloads through the rig and checks that the
+// per-path byte counters add up to what the download moved.
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	r := newRig(t)
+	before := parseMetrics(t, string(r.get(t, "/metrics")))
+	for _, p := range []string{"a", "b"} {
+		k := pathMetric("mptp_path_received_bytes_total", "client", "out", p)
+		if v, ok := before[k]; !ok || v != 0 {
+			t.Errorf("before any session, %s = %v (present %v), want 0", k, v, ok)
+		}
+		if before[`mptp_path_state{side="client",tag="out",path="`+p+`",state="down"}`] != 1 {
+			t.Errorf("before any session, path %s is not down", p)
+		}
+	}
+
+	n, err := r.download(24<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sessions' end", func() bool {
+		st := r.status(t)
+		return source(t, st, "client").SessionsOpen == 0 && source(t, st, "server").SessionsOpen == 0
+	})
+	m := parseMetrics(t, string(r.get(t, "/metrics")))
+	sum := func(name, side, tag string, paths ...string) (total float64) {
+		for _, p := range paths {
+			total += m[pathMetric(name, side, tag, p)]
+		}
+		return total
+	}
+	cliRcvd := sum("mptp_path_received_bytes_total", "client", "out", "a", "b")
+	srvSent := sum("mptp_path_sent_bytes_total", "server", "in", "127.0.0.1")
+	srvRetrans := sum("mptp_path_retransmitted_bytes_total", "server", "in", "127.0.0.1")
+	t.Logf("moved %d bytes; client received a=%v b=%v; server sent %v, retransmitted %v", n,
+		m[pathMetric("mptp_path_received_bytes_total", "client", "out", "a")],
+		m[pathMetric("mptp_path_received_bytes_total", "client", "out", "b")], srvSent, srvRetrans)
+	// Every byte went out at least once; only retransmissions went out twice.
+	if srvSent < float64(n) || srvSent-srvRetrans > float64(n) {
+		t.Errorf("server paths sent %v bytes, %v of them again; the download moved %d", srvSent, srvRetrans, n)
+	}
+	if srvRetrans == 0 && srvSent != float64(n) {
+		t.Errorf("server paths sent %v bytes and none again; the download moved %d", srvSent, n)
+	}
+	// The client got every byte, and nothing the server did not send.
+	if cliRcvd < float64(n) || cliRcvd > srvSent {
+		t.Errorf("client paths received %v bytes; the download moved %d, the server sent %v", cliRcvd, n, srvSent)
+	}
+	for _, side := range []string{`{side="client",tag="out"}`, `{side="server",tag="in"}`} {
+		if m["mptp_sessions_total"+side] != 1 || m["mptp_sessions_open"+side] != 0 {
+			t.Errorf("%s: sessions total %v, open %v; want 1 and 0", side, m["mptp_sessions_total"+side], m["mptp_sessions_open"+side])
+		}
+		if v, ok := m["mptp_udp_associations"+side]; !ok || v != 0 {
+			t.Errorf("%s: udp associations %v (present %v), want 0", side, v, ok)
+		}
+	}
+	if m[pathMetric("mptp_path_joins_total", "client", "out", "a")] < 1 || m[pathMetric("mptp_path_joins_total", "client", "out", "b")] < 1 {
+		t.Errorf("a path never joined")
+	}
+}
+
+// TestStatusJSON checks /api/status during and after a session, the
+// refusal counts, and /api/history.
+func TestStatusJSON(t *testing.T) {
+	r := newRig(t)
+	stop := r.stream(t)
+
+	// While the stream flows: one session on each side, with both client
+	// paths up, a measured RTT and a throughput.
+	var live Report
+	waitFor(t, "both client paths up with throughput", func() bool {
+		live = r.status(t)
+		cli := source(t, live, "client")
+		if len(cli.Sessions) != 1 || len(cli.Paths) != 2 {
+			return false
+		}
+		var rate float64
+		for _, p := range cli.Paths {
+			if p.State != "up" || p.RTTms <= 0 {
+				return false
+			}
+			rate += p.RateReceived
+		}
+		return rate > 0 && cli.Sessions[0].RateReceived > 0
+	})
+	n := stop()
+	cli, srv := source(t, live, "client"), source(t, live, "server")
+	if cli.Tag != "out" || srv.Tag != "in" || cli.SessionsOpen != 1 || srv.SessionsOpen != 1 {
+		t.Errorf("sources %+v, %+v", cli, srv)
+	}
+	if s := cli.Sessions[0]; s.Target != r.target.ln.Addr().String() || s.ID != 1 || len(s.Paths) != 2 {
+		t.Errorf("client session %+v", s)
+	}
+	if len(srv.Sessions) != 1 || srv.Sessions[0].Target != r.target.ln.Addr().String() {
+		t.Errorf("server sessions %+v", srv.Sessions)
+	}
+
+	// After: the totals hold what the stream moved.
+	waitFor(t, "the sessions' end", func() bool {
+		st := r.status(t)
+		return source(t, st, "client").SessionsOpen == 0 && source(t, st, "server").SessionsOpen == 0
+	})
+	after := source(t, r.status(t), "client")
+	var rcvd uint64
+	for _, p := range after.Paths {
+		rcvd += p.BytesReceived
+		if p.State != "down" {
+			t.Errorf("path %s is %s after the session, want down", p.Name, p.State)
+		}
+	}
+	if rcvd < uint64(n) || after.SessionsTotal != 1 || len(after.Sessions) != 0 {
+		t.Errorf("after a %d-byte stream: %+v", n, after)
+	}
+
+	// Refused handshakes are counted by reason.
+	refuse := func(b []byte) {
+		c, err := net.Dial("tcp", r.srvLn.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(b)
+		var reply [64]byte
+		c.Read(reply[:]) // the reply, or the close
+	}
+	refuse([]byte{0xee, 0, 0, 0})
+	join, err := wire.AppendRequest(nil, &wire.Request{Kind: wire.KindJoin, CID: [16]byte{1}, Window: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse(join)
+	refuse(join)
+	var refusals map[string]uint64
+	waitFor(t, "the refusals counted", func() bool {
+		refusals = source(t, r.status(t), "server").Refusals
+		return refusals["unknown_session"] == 2
+	})
+	if refusals["bad_version"] != 1 {
+		t.Errorf("refusals %v, want bad_version 1 and unknown_session 2", refusals)
+	}
+	m := parseMetrics(t, string(r.get(t, "/metrics")))
+	if v := m[`mptp_handshake_refusals_total{side="server",tag="in",reason="unknown_session"}`]; v != 2 {
+		t.Errorf("mptp_handshake_refusals_total for unknown_session = %v, want 2", v)
+	}
+
+	// The history has a series per path, one value per sample time, and
+	// the stream shows in the client's.
+	var h History
+	if err := json.Unmarshal(r.get(t, "/api/history"), &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Interval != 0.1 || h.Window != DefaultWindow.Seconds() || len(h.Times) < 2 {
+		t.Errorf("history: interval %v, window %v, %d samples", h.Interval, h.Window, len(h.Times))
+	}
+	peak := map[string]float64{}
+	for _, s := range h.Series {
+		if len(s.Rates) != len(h.Times) {
+			t.Errorf("series %s/%s/%s has %d values for %d times", s.Side, s.Tag, s.Path, len(s.Rates), len(h.Times))
+		}
+		for _, v := range s.Rates {
+			peak[s.Side+"/"+s.Path] = max(peak[s.Side+"/"+s.Path], v)
+		}
+	}
+	if peak["client/a"]+peak["client/b"] <= 0 || peak["server/127.0.0.1"] <= 0 {
+		t.Errorf("history peaks %v: want throughput on the client's paths and the server's peer", peak)
+	}
+}
+
+func TestMetricsFormat(t *testing.T) {
+	var b strings.Builder
+	reports := []SourceReport{{Side: "server", Tag: `we"ird\tag` + "\n", Refusals: map[string]uint64{"busy": 3},
+		Paths: []PathReport{{Name: "::1", State: "stale", RTTms: 12.5, BytesSent: 1 << 40}}}}
+	if err := writeMetrics(&b, metrics(reports)); err != nil {
+		t.Fatal(err)
+	}
+	m := parseMetrics(t, b.String())
+	src := `side="server",tag="we\"ird\\tag\n"`
+	for key, want := range map[string]float64{
+		`mptp_path_sent_bytes_total{` + src + `,path="::1"}`:       1 << 40,
+		`mptp_path_rtt_seconds{` + src + `,path="::1"}`:            0.0125,
+		`mptp_path_state{` + src + `,path="::1",state="stale"}`:    1,
+		`mptp_path_state{` + src + `,path="::1",state="up"}`:       0,
+		`mptp_handshake_refusals_total{` + src + `,reason="busy"}`: 3,
+		`mptp_sessions_open{` + src + `}`:                          0,
+	} {
+		if got, ok := m[key]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v\n%s", key, got, ok, want, b.String())
+		}
+	}
+}
