@@ -38,6 +38,10 @@ type Options struct {
 	Redundant bool
 	// HandshakeTimeout bounds a sub-connection's handshake. Default 10 s.
 	HandshakeTimeout time.Duration
+	// Password, when set, turns on the secure channel: every
+	// sub-connection is authenticated and encrypted with a key derived
+	// from it (docs/SECURITY.md). Client and server must have the same.
+	Password string
 	// StaleFloor is the least time a path may owe an answer before it is
 	// declared stale and what it carries is sent on the others (its RTT
 	// may set the time higher). Default 200 ms.

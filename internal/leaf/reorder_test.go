@@ -6,7 +6,7 @@ import (
 )
 
 func TestReorder(t *testing.T) {
-	r := newReorder(3)
+	r := newReorder(3, 1<<20)
 	var out [][]byte
 	push := func(pn uint64, s string) {
 		t.Helper()

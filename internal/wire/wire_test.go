@@ -43,9 +43,10 @@ func TestRequestBytes(t *testing.T) {
 }
 
 func TestReplyRoundTrip(t *testing.T) {
-	for _, r := range []*Reply{{Status: StatusOK, Window: 123456}, {Status: 0x05, Msg: "connection refused"}, {Status: StatusUnknownSession}} {
+	token := AppendExt(nil, ExtJoinToken, bytes.Repeat([]byte{7}, 16))
+	for _, r := range []*Reply{{Status: StatusOK, Window: 123456}, {Status: StatusOK, Window: 1, Ext: token}, {Status: 0x05, Msg: "connection refused"}, {Status: StatusUnknownSession}} {
 		got, err := ReadReply(bytes.NewReader(AppendReply(nil, r)))
-		if err != nil || *got != *r {
+		if err != nil || got.Status != r.Status || got.Window != r.Window || got.Msg != r.Msg || !bytes.Equal(got.Ext, r.Ext) {
 			t.Fatalf("got %+v %v want %+v", got, err, r)
 		}
 	}
