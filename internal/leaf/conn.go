@@ -41,10 +41,10 @@ const (
 
 // Options configure a Conn. The zero value is usable.
 type Options struct {
-	MaxHeld    int // out-of-order frames held before failing; default 1024
+	MaxHeld int // out-of-order frames held before failing; default 1024
 	// MaxHeldBytes bounds the bytes of those frames; default 4 MiB.
 	MaxHeldBytes int
-	MaxPayload int // largest DATA payload accepted; default 64 KiB
+	MaxPayload   int // largest DATA payload accepted; default 64 KiB
 	// Grace is how long the Conn survives with no sub-connection, waiting
 	// for AddPath; 0 fails at once, as Leaf does.
 	Grace                 time.Duration

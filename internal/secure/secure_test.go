@@ -241,9 +241,9 @@ func TestReplay(t *testing.T) {
 
 	attacker, victim := tcpPair(t)
 	var (
-		sc   *Conn
+		sc    *Conn
 		serr2 error
-		wg   sync.WaitGroup
+		wg    sync.WaitGroup
 	)
 	wg.Go(func() { sc, serr2 = Server(victim, bufio.NewReader(victim), testKey) })
 	// The first message alone: the server answers it, as it must.
