@@ -21,17 +21,23 @@ const (
 
 var argonSalt = []byte("mptp v2 pre-shared key")
 
-var keys sync.Map // password -> *Key: derived once per process
+// derived holds one password's key, computed once however many
+// sub-connections ask for it at the same time.
+type derived struct {
+	once sync.Once
+	key  Key
+}
+
+var keys sync.Map // password -> *derived
 
 // KeyFromPassword derives the pre-shared key from a password. It takes a
 // fraction of a second and 64 MiB the first time for a password; the key
 // is cached after that.
 func KeyFromPassword(password string) *Key {
-	if k, ok := keys.Load(password); ok {
-		return k.(*Key)
-	}
-	var k Key
-	copy(k[:], argon2.IDKey([]byte(password), argonSalt, argonTime, argonMemory, argonThreads, uint32(len(k))))
-	actual, _ := keys.LoadOrStore(password, &k)
-	return actual.(*Key)
+	v, _ := keys.LoadOrStore(password, &derived{})
+	d := v.(*derived)
+	d.once.Do(func() {
+		copy(d.key[:], argon2.IDKey([]byte(password), argonSalt, argonTime, argonMemory, argonThreads, uint32(len(d.key))))
+	})
+	return &d.key
 }
