@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/mptp/mptp/internal/leaf"
 	"github.com/mptp/mptp/internal/session"
 )
 
@@ -55,11 +56,17 @@ func (o *Options) SessionMemory() int64 {
 	return int64(positive(o.RecvWindow, session.DefaultRecvWindow) + positive(o.SendBuffer, session.DefaultSendBuffer))
 }
 
-// roomForSession reports whether one more session fits the limits.
-// Called with s.mu held.
-func (s *Server) roomForSession() bool {
+// roomForSession reports whether one more session, v1 or not, fits the
+// limits. v1 sessions count what a Leaf Conn may hold instead of the
+// windows. Called with s.mu held.
+func (s *Server) roomForSession(v1 bool) bool {
 	n := len(s.sessions) + len(s.v1)
-	return n < s.maxSessions() && int64(n+1)*s.SessionMemory() <= s.maxMemory()
+	used := int64(len(s.sessions))*s.SessionMemory() + int64(len(s.v1))*leaf.DefaultMemory
+	need := s.SessionMemory()
+	if v1 {
+		need = leaf.DefaultMemory
+	}
+	return n < s.maxSessions() && used+need <= s.maxMemory()
 }
 
 // refusals counts sub-connections refused at the handshake limit, so that

@@ -265,7 +265,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	sess := session.New(cfg)
 	s.mu.Lock()
 	_, dup := s.sessions[req.CID]
-	if full := !s.roomForSession(); dup || s.closed || full {
+	if full := !s.roomForSession(false); dup || s.closed || full {
 		s.mu.Unlock()
 		sess.Reset(wire.RstClosed, "not opened")
 		switch {
@@ -426,7 +426,7 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 		return
 	}
 	s.forgetV1(time.Now())
-	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil || !s.roomForSession() {
+	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil || !s.roomForSession(true) {
 		s.mu.Unlock()
 		conn.Close()
 		return

@@ -35,6 +35,13 @@ const (
 	// peer through TCP (and tiny frames cannot cost more than their bytes).
 	maxBuffered       = 1 << 20
 	maxBufferedFrames = 4096
+	// defaultMaxHeldBytes: Leaf holds up to 1024 frames of any size; a
+	// bound in bytes keeps a session's memory known (16 MiB is a second
+	// of 128 Mbit/s ahead on one path).
+	defaultMaxHeldBytes = 16 << 20
+	// DefaultMemory is the most received data a Conn with default
+	// options holds: in order and out of order.
+	DefaultMemory = maxBuffered + defaultMaxHeldBytes
 	// flushTimeout bounds how long Close waits for queued frames.
 	flushTimeout = 5 * time.Second
 )
@@ -42,7 +49,7 @@ const (
 // Options configure a Conn. The zero value is usable.
 type Options struct {
 	MaxHeld int // out-of-order frames held before failing; default 1024
-	// MaxHeldBytes bounds the bytes of those frames; default 4 MiB.
+	// MaxHeldBytes bounds the bytes of those frames; default 16 MiB.
 	MaxHeldBytes int
 	MaxPayload   int // largest DATA payload accepted; default 64 KiB
 	// Grace is how long the Conn survives with no sub-connection, waiting
@@ -88,7 +95,7 @@ func NewConn(opts Options) *Conn {
 		opts.MaxHeld = 1024
 	}
 	if opts.MaxHeldBytes <= 0 {
-		opts.MaxHeldBytes = 4 << 20
+		opts.MaxHeldBytes = defaultMaxHeldBytes
 	}
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = 64 << 10

@@ -31,3 +31,20 @@ func TestReorder(t *testing.T) {
 		t.Fatal("a fourth held frame was accepted with max 3")
 	}
 }
+
+func TestReorderHeldBytes(t *testing.T) {
+	r := newReorder(1024, 10)
+	if _, err := r.push(nil, 3, make([]byte, 6)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.push(nil, 4, make([]byte, 5)); err == nil {
+		t.Fatal("11 bytes held with a bound of 10")
+	}
+	out, err := r.push(nil, 1, []byte("a"))
+	if err != nil || len(out) != 1 {
+		t.Fatal(out, err)
+	}
+	if out, err = r.push(nil, 2, []byte("b")); err != nil || len(out) != 2 || r.heldBytes != 0 {
+		t.Fatalf("%q %v, %d held", out, err, r.heldBytes)
+	}
+}

@@ -189,3 +189,26 @@ func TestPathFlags(t *testing.T) {
 		t.Fatal("cut extension accepted")
 	}
 }
+
+// FuzzExts: extension TLVs either split cleanly, each value inside the
+// input, or fail; PathFlags and Ext agree with Exts.
+func FuzzExts(f *testing.F) {
+	f.Add(AppendExt(AppendExt(nil, ExtPathFlags, []byte{PathBackup}), ExtJoinToken, make([]byte, 16)))
+	f.Add([]byte{ExtJoinToken, 16, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		exts, err := Exts(b)
+		if err != nil {
+			return
+		}
+		total := 0
+		for _, v := range exts {
+			total += len(v)
+		}
+		if total > len(b) {
+			t.Fatalf("values of %d bytes from %d", total, len(b))
+		}
+		if tok, err := Ext(b, ExtJoinToken); err != nil || !bytes.Equal(tok, exts[ExtJoinToken]) {
+			t.Fatalf("Ext %x %v", tok, err)
+		}
+	})
+}
