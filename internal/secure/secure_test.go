@@ -291,3 +291,18 @@ func TestKeyFromPassword(t *testing.T) {
 		t.Fatal("keys")
 	}
 }
+
+// The handshake messages are as docs/PROTOCOL.md (4.8) gives them: VER,
+// LEN 48, an ephemeral key and a tag.
+func TestHandshakeBytes(t *testing.T) {
+	cRaw, sRaw := tcpPair(t)
+	crec, srec := &recorder{Conn: cRaw}, &recorder{Conn: sRaw}
+	if _, _, cerr, serr := handshake(t, crec, srec, testKey, testKey); cerr != nil || serr != nil {
+		t.Fatal(cerr, serr)
+	}
+	for name, b := range map[string][]byte{"client": crec.bytes(), "server": srec.bytes()} {
+		if len(b) != 51 || b[0] != Version || b[1] != 0 || b[2] != 48 {
+			t.Errorf("%s sent % x", name, b)
+		}
+	}
+}
