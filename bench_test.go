@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mptp/mptp/internal/faultnet"
+	"github.com/mptp/mptp/internal/secure"
 )
 
 // sourceServer sends size bytes to each connection.
@@ -55,25 +56,37 @@ func BenchmarkDownload(b *testing.B) {
 			c.Close()
 		}
 	})
-	for _, paths := range []int{1, 3} {
-		b.Run(fmt.Sprintf("mptp-%dpaths", paths), func(b *testing.B) {
-			addr := startServer(b, &Server{})
-			b.SetBytes(size)
-			c := &Client{Server: addr}
-			for i := 0; i < paths; i++ {
-				c.Paths = append(c.Paths, Path{Name: fmt.Sprint("p", i)})
-			}
-			for i := 0; i < b.N; i++ {
-				conn, err := c.Dial("tcp", src)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n, _ := io.Copy(io.Discard, conn); n != size {
-					b.Fatalf("got %d bytes", n)
-				}
-				conn.Close()
-			}
-		})
+	// "secure": with a password, every path authenticated and encrypted.
+	for _, v := range []struct{ name, password string }{{"mptp", ""}, {"mptp-secure", "bench password"}} {
+		for _, paths := range []int{1, 3} {
+			b.Run(fmt.Sprintf("%s-%dpaths", v.name, paths), func(b *testing.B) {
+				downloads(b, src, size, paths, Options{Password: v.password})
+			})
+		}
+	}
+}
+
+// downloads dials src through a fresh server over paths paths, b.N times,
+// and reads size bytes each time.
+func downloads(b *testing.B, src string, size, paths int, o Options) {
+	if o.Password != "" {
+		secure.KeyFromPassword(o.Password) // once per process, not per session
+	}
+	addr := startServer(b, &Server{Options: o})
+	b.SetBytes(int64(size))
+	c := &Client{Server: addr, Options: o}
+	for i := 0; i < paths; i++ {
+		c.Paths = append(c.Paths, Path{Name: fmt.Sprint("p", i)})
+	}
+	for i := 0; i < b.N; i++ {
+		conn, err := c.Dial("tcp", src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, _ := io.Copy(io.Discard, conn); n != int64(size) {
+			b.Fatalf("got %d bytes", n)
+		}
+		conn.Close()
 	}
 }
 

@@ -165,6 +165,9 @@ func (c *Client) open(ctx context.Context, cmd byte, target string) (net.Conn, e
 		return nil, errors.New("mptp: client has no paths")
 	}
 	cid := newCID()
+	if c.Version == 1 && c.Password != "" {
+		return nil, errors.New("mptp: Leaf v1 has no authentication: a password needs version 2")
+	}
 	if c.Version == 1 {
 		return c.dialV1(ctx, cid, cmd, target)
 	}
@@ -191,6 +194,7 @@ type dial struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
+	token   []byte        // from the OPEN's reply: JOINs show it
 	attempt chan struct{} // an OPEN in progress; closed when it ends
 	failed  int           // paths whose first attempt failed before the session opened
 	sess    *session.Session
@@ -344,7 +348,7 @@ func (d *dial) connect(ctx context.Context, p Path) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("path %s: %w", p.Name, err)
 	}
-	return conn, nil
+	return d.c.secure(conn, p)
 }
 
 // attach performs the handshake on conn: OPEN if no session exists and no
@@ -419,6 +423,14 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 		return session.Path{}, err
 	}
 	cfg.PeerWindow = reply.Window
+	token, err := wire.Ext(reply.Ext, wire.ExtJoinToken)
+	if err != nil {
+		conn.Close()
+		return session.Path{}, fmt.Errorf("path %s: %w", p.Name, err)
+	}
+	d.mu.Lock()
+	d.token = token
+	d.mu.Unlock()
 	sess := session.New(cfg)
 	h, err := sess.AddPath(conn, session.PathConfig{Name: p.Name, Backup: p.Backup})
 	if err != nil {
@@ -435,7 +447,13 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 }
 
 func (d *dial) join(conn net.Conn, p Path, sess *session.Session) (session.Path, error) {
-	req := &wire.Request{Kind: wire.KindJoin, CID: d.cid, Window: sess.Window(), Ext: p.ext()}
+	d.mu.Lock()
+	ext := p.ext()
+	if d.token != nil {
+		ext = wire.AppendExt(ext, wire.ExtJoinToken, d.token)
+	}
+	d.mu.Unlock()
+	req := &wire.Request{Kind: wire.KindJoin, CID: d.cid, Window: sess.Window(), Ext: ext}
 	reply, rtt, err := d.handshake(conn, req)
 	if err != nil {
 		return session.Path{}, fmt.Errorf("path %s: %w", p.Name, err)

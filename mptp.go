@@ -42,6 +42,10 @@ type Options struct {
 	// of the best one (for calls and games on lossy links); the receiver
 	// drops the second copy.
 	DatagramCopies bool
+	// Password, when set, turns on the secure channel: every
+	// sub-connection is authenticated and encrypted with a key derived
+	// from it (docs/SECURITY.md). Client and server must have the same.
+	Password string
 	// StaleFloor is the least time a path may owe an answer before it is
 	// declared stale and what it carries is sent on the others (its RTT
 	// may set the time higher). Default 200 ms.

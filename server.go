@@ -14,6 +14,7 @@ import (
 	"github.com/mptp/mptp/internal/failure"
 	"github.com/mptp/mptp/internal/leaf"
 	"github.com/mptp/mptp/internal/relay"
+	"github.com/mptp/mptp/internal/secure"
 	"github.com/mptp/mptp/internal/session"
 	"github.com/mptp/mptp/internal/wire"
 )
@@ -28,7 +29,8 @@ type Server struct {
 	UDPOptions
 	// MaxPaths bounds the sub-connections of one session. Default 16.
 	MaxPaths int
-	Logger   *slog.Logger
+	Limits
+	Logger *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[[16]byte]*serverSession
@@ -47,11 +49,13 @@ type Server struct {
 	// draining is set by Shutdown: listeners closed, sessions live on.
 	draining bool
 	obs      observer // for Status (stats.go)
+	refused  refusals // sub-connections turned away at the handshake limit
 }
 
 type serverSession struct {
 	sess    *session.Session
 	target  string
+	token   []byte // secure sessions: what a JOIN must show
 	joining sync.Mutex
 }
 
@@ -117,9 +121,13 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		if !s.track(conn) {
+		if err := s.track(conn); err != nil {
 			conn.Close()
-			return ErrServerClosed
+			if err == ErrServerClosed {
+				return err
+			}
+			s.refusedAtLimit()
+			continue
 		}
 		s.wg.Add(1)
 		go func() {
@@ -129,15 +137,19 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// track registers a sub-connection in its handshake, so Close can cut it.
-func (s *Server) track(c net.Conn) bool {
+// track registers a sub-connection in its handshake, so Close can cut it,
+// unless as many are in their handshake as the limit allows.
+func (s *Server) track(c net.Conn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return ErrServerClosed
+	}
+	if len(s.conns) >= s.maxHandshakes() {
+		return errBusy
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return nil
 }
 
 func (s *Server) untrack(c net.Conn) {
@@ -204,7 +216,15 @@ func (s *Server) handle(conn net.Conn) {
 		return
 	}
 	log := s.logger().With("peer", conn.RemoteAddr().String())
-	switch first[0] {
+	version := first[0]
+	if s.Password != "" || version == secure.Version {
+		var ok bool
+		if conn, br, ok = s.secureHandshake(conn, br, version, log); !ok {
+			return
+		}
+		version = wire.Version // only v2 is spoken inside
+	}
+	switch version {
 	case wire.Version:
 		s.handleV2(conn, br, log)
 	case leaf.Version:
@@ -270,17 +290,23 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	cfg.LocalAddr, cfg.RemoteAddr = Addr("server"), Addr(req.Target)
 	sess := session.New(cfg)
 	s.mu.Lock()
-	if _, dup := s.sessions[req.CID]; dup || s.closed {
+	_, dup := s.sessions[req.CID]
+	if full := !s.roomForSession(false); dup || s.closed || full {
 		s.mu.Unlock()
 		sess.Reset(wire.RstClosed, "not opened")
-		if dup {
+		switch {
+		case dup:
 			s.refuse(conn, wire.StatusSessionExists, "session exists")
-		} else {
+		case full:
+			log.Warn("session refused", "reason", "session limit reached")
+			s.refuse(conn, wire.StatusBusy, "too many sessions")
+		default:
 			s.refuse(conn, wire.StatusBusy, "server closing")
 		}
 		return
 	}
-	s.sessions[req.CID] = &serverSession{sess: sess, target: req.Target}
+	token := s.newJoinToken()
+	s.sessions[req.CID] = &serverSession{sess: sess, target: req.Target, token: token}
 	s.mu.Unlock()
 	forget := func() {
 		s.mu.Lock()
@@ -309,7 +335,11 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 			return
 		}
 	}
-	if _, err := conn.Write(wire.AppendReply(nil, &wire.Reply{Status: wire.StatusOK, Window: sess.Window()})); err != nil {
+	reply := &wire.Reply{Status: wire.StatusOK, Window: sess.Window()}
+	if token != nil {
+		reply.Ext = wire.AppendExt(nil, wire.ExtJoinToken, token)
+	}
+	if _, err := conn.Write(wire.AppendReply(nil, reply)); err != nil {
 		forget()
 		sess.Reset(wire.RstClosed, "handshake failed")
 		conn.Close()
@@ -381,6 +411,11 @@ func (s *Server) join(conn net.Conn, req *wire.Request, backup bool, log *slog.L
 		s.refuse(conn, wire.StatusUnknownSession, "unknown session")
 		return
 	}
+	if !joinAllowed(ss.token, req) {
+		log.Info("join refused", "reason", "wrong join token")
+		s.refuse(conn, wire.StatusAuthFailed, "wrong join token")
+		return
+	}
 	// One join at a time per session, so the path count cannot pass the
 	// limit between the check and the add.
 	ss.joining.Lock()
@@ -436,7 +471,7 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 		return
 	}
 	s.forgetV1(time.Now())
-	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil {
+	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil || !s.roomForSession(true) {
 		s.mu.Unlock()
 		conn.Close()
 		return
@@ -449,7 +484,7 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.v1, hs.CID)
-		s.v1Ended[hs.CID] = time.Now()
+		s.rememberV1(hs.CID)
 		s.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())

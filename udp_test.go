@@ -44,13 +44,19 @@ func echoDatagrams(t *testing.T, pc net.PacketConn, echo net.Addr, count int) {
 func TestUDPEcho(t *testing.T) {
 	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	addr := startServer(t, &Server{})
+	secureAddr := startServer(t, &Server{Options: Options{Password: testPassword}})
 	for _, tc := range []struct {
 		name    string
 		version int
 		copies  bool
-	}{{"v2", 2, false}, {"v2-copies", 2, true}, {"v1", 1, false}} {
+		secure  bool
+	}{{"v2", 2, false, false}, {"v2-copies", 2, true, false}, {"v1", 1, false, false}, {"v2-secure", 2, true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := client(addr)
+			if tc.secure {
+				c = client(secureAddr)
+				c.Password = testPassword
+			}
 			c.Version, c.DatagramCopies = tc.version, tc.copies
 			pc, err := c.ListenPacket(context.Background())
 			if err != nil {

@@ -50,7 +50,7 @@ var confKeys = map[string]map[string]confValue{
 		"bind": confString, "mptcp": confBool},
 	"http": {"username": confString, "password": confString, "interface": confString,
 		"bind": confString, "mptcp": confBool},
-	"mptp": {"address": confString, "port": confPort, "version": confInt, "scheduler": confString},
+	"mptp": {"address": confString, "port": confPort, "version": confInt, "scheduler": confString, "password": confString},
 }
 
 // confGroupProtocols are the protocols Leaf expects in [Proxy Group]; the

@@ -334,7 +334,10 @@ func TestCheckConfig(t *testing.T) {
 		quiet   bool     // stderr must be empty
 	}{
 		{file: "leaf-client.json", code: 0, stdout: []string{"testdata/leaf-client.json: ok"}, quiet: true},
-		{file: "leaf-server.json", code: 0, stdout: []string{"testdata/leaf-server.json: ok"}, quiet: true},
+		{file: "leaf-server.json", code: 0, stdout: []string{"testdata/leaf-server.json: ok"},
+			warning: "inbounds[0].settings.password: none, and 0.0.0.0:3001 is not a loopback address: this server is an OPEN RELAY"},
+		{file: "secure-server.json", code: 0, stdout: []string{"testdata/secure-server.json: ok"}, quiet: true},
+		{file: "negative-limit.json", code: 1, stderr: []string{"inbounds[0].settings.max_sessions: cannot be negative"}},
 		{file: "bad-syntax.json", code: 1,
 			stderr: []string{"testdata/bad-syntax.json: line 6, column 7"}},
 		{file: "unknown-protocol.json", code: 1,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -59,6 +60,7 @@ func quickClient(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log", "info", "log `LEVEL`: debug, info, warn, error")
 	apiAddr := fs.String("api", "", "serve metrics, the status page and the JSON API on `ADDR:PORT`")
 	printCfg := fs.Bool("print", false, "print the equivalent config file and exit")
+	password := passwordFlag(fs)
 	if code, done := parse(fs, args); done {
 		return code
 	}
@@ -69,6 +71,9 @@ func quickClient(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "mptp client:", err)
 		return 2
+	}
+	if *password != "" {
+		doc["outbounds"].([]any)[0].(map[string]any)["settings"].(map[string]any)["password"] = *password
 	}
 	return runDoc("mptp client", doc, *printCfg, stdout, stderr)
 }
@@ -83,6 +88,8 @@ func quickServer(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log", "info", "log `LEVEL`: debug, info, warn, error")
 	apiAddr := fs.String("api", "", "serve metrics, the status page and the JSON API on `ADDR:PORT`")
 	printCfg := fs.Bool("print", false, "print the equivalent config file and exit")
+	password := passwordFlag(fs)
+	denyPrivate := fs.Bool("deny-private", false, "refuse targets in loopback, private and link-local ranges")
 	if code, done := parse(fs, args); done {
 		return code
 	}
@@ -95,6 +102,12 @@ func quickServer(args []string, stdout, stderr io.Writer) int {
 	if *mptcp {
 		settings["mptcp"] = true
 	}
+	if *password != "" {
+		settings["password"] = *password
+	}
+	if *denyPrivate {
+		settings["deny_private"] = true
+	}
 	doc := map[string]any{
 		"log":       map[string]any{"level": *level},
 		"inbounds":  []any{map[string]any{"protocol": "mptp", "tag": "mptp-in", "address": host, "port": port, "settings": settings}},
@@ -105,6 +118,12 @@ func quickServer(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	return runDoc("mptp server", doc, *printCfg, stdout, stderr)
+}
+
+// passwordFlag is --password, which defaults to $MPTP_PASSWORD: a flag's
+// value shows in the process list, the environment's does not.
+func passwordFlag(fs *flag.FlagSet) *string {
+	return fs.String("password", os.Getenv("MPTP_PASSWORD"), "authenticate and encrypt every path with this `PASSWORD` (default $MPTP_PASSWORD)")
 }
 
 // parse parses flags; done is set when the command should exit with code.

@@ -73,3 +73,30 @@ func TestQuickCommandsWithCurl(t *testing.T) {
 		t.Fatal("bytes differ")
 	}
 }
+
+// --password (or $MPTP_PASSWORD) and --deny-private reach the config.
+func TestQuickPassword(t *testing.T) {
+	t.Setenv("MPTP_PASSWORD", "from the environment")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"server", "--listen", "127.0.0.1:3001", "--password", "pw", "--deny-private", "--print"},
+			[]string{`"password": "pw"`, `"deny_private": true`}},
+		{[]string{"server", "--listen", "127.0.0.1:3001", "--print"}, []string{`"password": "from the environment"`}},
+		{[]string{"client", "--server", "198.18.0.1:3001", "--path", "direct", "--print"}, []string{`"password": "from the environment"`}},
+	} {
+		out, stderr, code := runMptp(t, tc.args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: no %s in\n%s", tc.args, w, out)
+			}
+		}
+		if _, stderr, code := runMptp(t, "-c", writeFile(t, "c.json", out), "-T"); code != 0 || stderr != "" {
+			t.Fatalf("%v: -T exit %d: %s", tc.args, code, stderr)
+		}
+	}
+}

@@ -15,7 +15,9 @@ import (
 	"github.com/mptp/mptp"
 	"github.com/mptp/mptp/config"
 	"github.com/mptp/mptp/inbound"
+	"github.com/mptp/mptp/internal/egress"
 	"github.com/mptp/mptp/internal/netdial"
+	"github.com/mptp/mptp/internal/secure"
 	"github.com/mptp/mptp/outbound"
 )
 
@@ -36,17 +38,27 @@ type settings struct {
 	// MPTCP accepts kernel Multipath TCP sub-connections whatever GODEBUG
 	// says (Go's listeners do by default) and logs whether clients use it.
 	MPTCP bool `json:"mptcp"`
+	// Password turns on the secure channel; clients need the same one.
+	Password string `json:"password"`
+	// DenyPrivate refuses targets in loopback, private and link-local
+	// ranges, checked after name resolution.
+	DenyPrivate bool `json:"deny_private"`
+	// Server-wide limits (docs/SECURITY.md); 0 takes the default.
+	MaxHandshakes int   `json:"max_handshakes"`
+	MaxSessions   int   `json:"max_sessions"`
+	MaxMemory     int64 `json:"max_memory"`
 }
 
 // Inbound runs an mptp.Server on a listener.
 type Inbound struct {
-	tag    string
-	addr   string
-	server *mptp.Server
-	mptcp  bool
-	log    *slog.Logger
-	ln     net.Listener
-	done   chan struct{}
+	tag       string
+	addr      string
+	server    *mptp.Server
+	mptcp     bool
+	openRelay bool // no password on a non-loopback address
+	log       *slog.Logger
+	ln        net.Listener
+	done      chan struct{}
 }
 
 func build(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, error) {
@@ -59,10 +71,14 @@ func build(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, error) {
 		st.UDPTimeout < 0 || st.UDPMaxPerClient < 0 {
 		return nil, fmt.Errorf("%s: limits cannot be negative", path)
 	}
+	if err := checkLimits(path, &st); err != nil {
+		return nil, err
+	}
 	srv := &mptp.Server{Dial: ctx.Dialer.DialContext, Logger: ctx.Logger, MaxPaths: st.MaxPaths}
 	srv.RecvWindow, srv.SendBuffer = st.RecvWindow, st.SendBuffer
 	srv.Grace = time.Duration(st.Grace * float64(time.Second))
 	srv.HandshakeTimeout = time.Duration(st.HandshakeTimeout * float64(time.Second))
+	srv.MaxHandshakes, srv.MaxSessions, srv.MaxMemory = st.MaxHandshakes, st.MaxSessions, st.MaxMemory
 	srv.UDPIdle = time.Duration(st.UDPTimeout * float64(time.Second))
 	srv.MaxUDPPerClient = st.UDPMaxPerClient
 	// UDP leaves through the default outbound when it can carry UDP, and
@@ -74,8 +90,20 @@ func build(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, error) {
 			return nil, errors.New("the default outbound cannot carry UDP")
 		}
 	}
-	return &Inbound{tag: ctx.Tag, addr: net.JoinHostPort(ctx.Address, strconv.Itoa(ctx.Port)), server: srv,
-		mptcp: st.MPTCP, log: ctx.Logger}, nil
+	if st.DenyPrivate {
+		srv.Dial = (&egress.Dialer{Next: ctx.Dialer.DialContext}).DialContext
+		srv.ListenPacket = egress.ListenPacket(srv.ListenPacket)
+	}
+	in := &Inbound{tag: ctx.Tag, addr: net.JoinHostPort(ctx.Address, strconv.Itoa(ctx.Port)), server: srv,
+		mptcp: st.MPTCP, log: ctx.Logger}
+	if st.Password != "" {
+		srv.Password = st.Password
+		secure.KeyFromPassword(st.Password) // derive it now, once, not at the first client
+	} else if !loopback(ctx.Address) {
+		in.openRelay = true
+		ctx.Warn(fmt.Sprintf("%s.password: none, and %s is not a loopback address: this server is an OPEN RELAY that anyone who can reach it may use, to any target it can reach", path, in.addr))
+	}
+	return in, nil
 }
 
 func (in *Inbound) Tag() string { return in.tag }
@@ -86,6 +114,9 @@ func (in *Inbound) Start() error {
 		return err
 	}
 	in.ln = ln
+	if in.openRelay {
+		in.log.Warn("OPEN RELAY: no password on a non-loopback address; anyone who can reach it may use it", "address", ln.Addr().String())
+	}
 	in.done = make(chan struct{})
 	go func() {
 		defer close(in.done)

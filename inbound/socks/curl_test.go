@@ -2,12 +2,14 @@ package socks_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"sync/atomic"
 	"testing"
 )
 
@@ -63,14 +65,40 @@ func TestCurlUserPass(t *testing.T) {
 	noLeaks(t)
 	body := random(t, 1<<20)
 	url := fileServer(t, body)
-	p := startSocks(t, `{"accounts": [{"username": "user", "password": "pass"}]}`, &net.Dialer{})
+	var dials atomic.Int64
+	var d net.Dialer
+	p := startSocks(t, `{"accounts": [{"username": "user", "password": "pass"}]}`,
+		dialFunc(func(ctx context.Context, network, address string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, address)
+		}))
 
-	out, code := curl(t, "--proxy", "socks5h://user:pass@"+p.addr, url)
-	if code != 0 || !bytes.Equal(out, body) {
-		t.Fatalf("curl exit %d, got %d bytes, want %d", code, len(out), len(body))
+	for _, args := range [][]string{
+		{"--proxy", "socks5h://user:pass@" + p.addr},
+		{"--socks5-hostname", p.addr, "--proxy-user", "user:pass"},
+	} {
+		out, code := curl(t, append(args, url)...)
+		if code != 0 || !bytes.Equal(out, body) {
+			t.Fatalf("%v: curl exit %d, got %d bytes, want %d", args, code, len(out), len(body))
+		}
 	}
-	out, code = curl(t, "--proxy", "socks5h://user:wrong@"+p.addr, url)
-	if code == 0 || len(out) != 0 {
-		t.Fatalf("wrong password: curl exit %d, stdout %q", code, out)
+	before := dials.Load()
+	for _, args := range [][]string{
+		{"--proxy", "socks5h://user:wrong@" + p.addr},
+		{"--socks5-hostname", p.addr, "--proxy-user", "nobody:pass"},
+		{"--socks5-hostname", p.addr}, // no credentials at all
+	} {
+		out, code := curl(t, append(args, url)...)
+		// 97: curl's "proxy handshake error"; 7 from older versions.
+		if code == 0 || len(out) != 0 {
+			t.Fatalf("%v: curl exit %d, stdout %q", args, code, out)
+		}
+		t.Logf("%v: curl exit %d", args, code)
+	}
+	if n := dials.Load() - before; n != 0 {
+		t.Fatalf("%d dials after failed logins", n)
+	}
+	if r := p.logs.record(t, "socks auth failed"); r == nil || r["user"] == nil {
+		t.Fatalf("log %v", r)
 	}
 }

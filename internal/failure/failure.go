@@ -25,6 +25,9 @@ const (
 	TimedOut        Reason = 0x06
 	CmdUnsupported  Reason = 0x07
 	AddrUnsupported Reason = 0x08
+	// AuthFailed is MPTP's own: no password, the wrong one, or a JOIN
+	// without its session's token.
+	AuthFailed Reason = 0x13
 )
 
 func (r Reason) String() string {
@@ -47,6 +50,8 @@ func (r Reason) String() string {
 		return "command not supported"
 	case AddrUnsupported:
 		return "address type not supported"
+	case AuthFailed:
+		return "authentication failed"
 	}
 	return fmt.Sprintf("reason 0x%02x", uint8(r))
 }

@@ -30,17 +30,28 @@ const (
 	pathLimit = 64 << 10
 	// maxFramePayload splits large Writes.
 	maxFramePayload = 64 << 10
-	// maxBuffered in-order bytes waiting for Read pause the path readers, so
-	// a slow reader pushes back on the peer through TCP.
-	maxBuffered = 1 << 20
+	// maxBuffered in-order bytes, or maxBufferedFrames payloads, waiting
+	// for Read pause the path readers, so a slow reader pushes back on the
+	// peer through TCP (and tiny frames cannot cost more than their bytes).
+	maxBuffered       = 1 << 20
+	maxBufferedFrames = 4096
+	// defaultMaxHeldBytes: Leaf holds up to 1024 frames of any size; a
+	// bound in bytes keeps a session's memory known (16 MiB is a second
+	// of 128 Mbit/s ahead on one path).
+	defaultMaxHeldBytes = 16 << 20
+	// DefaultMemory is the most received data a Conn with default
+	// options holds: in order and out of order.
+	DefaultMemory = maxBuffered + defaultMaxHeldBytes
 	// flushTimeout bounds how long Close waits for queued frames.
 	flushTimeout = 5 * time.Second
 )
 
 // Options configure a Conn. The zero value is usable.
 type Options struct {
-	MaxHeld    int // out-of-order frames held before failing; default 1024
-	MaxPayload int // largest DATA payload accepted; default 64 KiB
+	MaxHeld int // out-of-order frames held before failing; default 1024
+	// MaxHeldBytes bounds the bytes of those frames; default 16 MiB.
+	MaxHeldBytes int
+	MaxPayload   int // largest DATA payload accepted; default 64 KiB
 	// Grace is how long the Conn survives with no sub-connection, waiting
 	// for AddPath; 0 fails at once, as Leaf does.
 	Grace                 time.Duration
@@ -83,6 +94,9 @@ func NewConn(opts Options) *Conn {
 	if opts.MaxHeld <= 0 {
 		opts.MaxHeld = 1024
 	}
+	if opts.MaxHeldBytes <= 0 {
+		opts.MaxHeldBytes = defaultMaxHeldBytes
+	}
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = 64 << 10
 	}
@@ -95,7 +109,7 @@ func NewConn(opts Options) *Conn {
 		rdl:   deadline.New(),
 		wdl:   deadline.New(),
 		paths: make(map[*path]struct{}),
-		rq:    newReorder(opts.MaxHeld),
+		rq:    newReorder(opts.MaxHeld, opts.MaxHeldBytes),
 	}
 }
 
@@ -146,7 +160,11 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 }
 
+// paused reports whether the path readers wait for Read.
+func (c *Conn) paused() bool { return c.rlen >= maxBuffered || len(c.rbuf) >= maxBufferedFrames }
+
 func (c *Conn) readLocked(b []byte) int {
+	was := c.paused()
 	n := 0
 	for n < len(b) && len(c.rbuf) > 0 {
 		m := copy(b[n:], c.rbuf[0])
@@ -158,10 +176,10 @@ func (c *Conn) readLocked(b []byte) int {
 		c.rbuf[0] = nil
 		c.rbuf = c.rbuf[1:]
 	}
-	if c.rlen >= maxBuffered && c.rlen-n < maxBuffered {
+	c.rlen -= n
+	if was && !c.paused() {
 		c.wakeLocked() // paused path readers may go on
 	}
-	c.rlen -= n
 	return n
 }
 

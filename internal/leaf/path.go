@@ -170,7 +170,9 @@ func (c *Conn) handle(p *path, f Frame) bool {
 	case TypeData:
 		return c.dataLocked(p, f)
 	case TypePing:
-		if !p.finQueued && !p.rstQueued {
+		// A PONG right behind another adds nothing: a peer that pings
+		// and does not read must not grow the queue.
+		if n := len(p.queue); !p.finQueued && !p.rstQueued && (n == 0 || &p.queue[n-1][0] != &pongFrame[0]) {
 			p.queueLocked(pongFrame)
 		}
 	case TypeFin:

@@ -8,13 +8,15 @@ var errTooManyHeld = errors.New("too many out-of-order frames held")
 // reorder puts DATA payloads back in PN order and drops duplicates, which
 // are normal: Leaf sends a copy of each frame on every sub-connection.
 type reorder struct {
-	next uint64            // PN expected next
-	held map[uint64][]byte // frames that arrived early
-	max  int
+	next      uint64            // PN expected next
+	held      map[uint64][]byte // frames that arrived early
+	heldBytes int
+	max       int
+	maxBytes  int
 }
 
-func newReorder(max int) reorder {
-	return reorder{next: 1, held: make(map[uint64][]byte), max: max}
+func newReorder(max, maxBytes int) reorder {
+	return reorder{next: 1, held: make(map[uint64][]byte), max: max, maxBytes: maxBytes}
 }
 
 // duplicate reports whether pn was already delivered.
@@ -32,10 +34,11 @@ func (r *reorder) push(out [][]byte, pn uint64, payload []byte) ([][]byte, error
 		if _, ok := r.held[pn]; ok {
 			return out, nil
 		}
-		if len(r.held) >= r.max {
+		if len(r.held) >= r.max || r.heldBytes+len(payload) > r.maxBytes {
 			return out, errTooManyHeld
 		}
 		r.held[pn] = payload
+		r.heldBytes += len(payload)
 		return out, nil
 	}
 	out = append(out, payload)
@@ -46,6 +49,7 @@ func (r *reorder) push(out [][]byte, pn uint64, payload []byte) ([][]byte, error
 			return out, nil
 		}
 		delete(r.held, r.next)
+		r.heldBytes -= len(p)
 		out = append(out, p)
 		r.next++
 	}

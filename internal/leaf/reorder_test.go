@@ -6,7 +6,7 @@ import (
 )
 
 func TestReorder(t *testing.T) {
-	r := newReorder(3)
+	r := newReorder(3, 1<<20)
 	var out [][]byte
 	push := func(pn uint64, s string) {
 		t.Helper()
@@ -29,5 +29,22 @@ func TestReorder(t *testing.T) {
 	push(8, "")
 	if _, err := r.push(nil, 9, nil); err == nil {
 		t.Fatal("a fourth held frame was accepted with max 3")
+	}
+}
+
+func TestReorderHeldBytes(t *testing.T) {
+	r := newReorder(1024, 10)
+	if _, err := r.push(nil, 3, make([]byte, 6)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.push(nil, 4, make([]byte, 5)); err == nil {
+		t.Fatal("11 bytes held with a bound of 10")
+	}
+	out, err := r.push(nil, 1, []byte("a"))
+	if err != nil || len(out) != 1 {
+		t.Fatal(out, err)
+	}
+	if out, err = r.push(nil, 2, []byte("b")); err != nil || len(out) != 2 || r.heldBytes != 0 {
+		t.Fatalf("%q %v, %d held", out, err, r.heldBytes)
 	}
 }

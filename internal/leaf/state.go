@@ -143,7 +143,7 @@ func (c *Conn) checkEOFLocked() {
 // should stop.
 func (c *Conn) dataLocked(p *path, f Frame) bool {
 	// Pause while Read is behind; a duplicate needs no room.
-	for c.rlen >= maxBuffered && !c.closed && c.err == nil && !p.dead && !c.rq.duplicate(f.PN) {
+	for c.paused() && !c.closed && c.err == nil && !p.dead && !c.rq.duplicate(f.PN) {
 		c.waitLocked(p.quit)
 	}
 	if p.dead {
@@ -154,7 +154,7 @@ func (c *Conn) dataLocked(p *path, f Frame) bool {
 	}
 	ready, err := c.rq.push(c.ready[:0], f.PN, f.Payload)
 	if err != nil {
-		c.failLocked(fmt.Errorf("%w: %w (limit %d)", ErrProtocol, err, c.opts.MaxHeld), true)
+		c.failLocked(fmt.Errorf("%w: %w (limit %d frames, %d bytes)", ErrProtocol, err, c.opts.MaxHeld, c.opts.MaxHeldBytes), true)
 		return false
 	}
 	for _, b := range ready {

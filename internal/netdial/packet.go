@@ -22,12 +22,19 @@ func (d *Dialer) ListenPacket(ctx context.Context) (net.PacketConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &resolvingConn{UDPConn: pc.(*net.UDPConn), names: map[string]cached{}}, nil
+	return &resolvingConn{UDPConn: pc.(*net.UDPConn)}, nil
 }
 
 // resolvingConn is a UDP socket whose WriteTo resolves host names.
 type resolvingConn struct {
 	*net.UDPConn
+	names Names
+}
+
+// Names resolves "host:port" for datagrams, keeping answers for a while:
+// a UDP association may send to one name many times a second. The zero
+// value is ready to use.
+type Names struct {
 	mu    sync.Mutex
 	names map[string]cached
 }
@@ -46,14 +53,15 @@ func (c *resolvingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if ua, ok := addr.(*net.UDPAddr); ok {
 		return c.UDPConn.WriteTo(p, ua)
 	}
-	ap, err := c.resolve(addr.String())
+	ap, err := c.names.Resolve(addr.String())
 	if err != nil {
 		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: err}
 	}
 	return c.UDPConn.WriteToUDPAddrPort(p, ap)
 }
 
-func (c *resolvingConn) resolve(hostport string) (netip.AddrPort, error) {
+// Resolve returns hostport's address, looking names up when not cached.
+func (c *Names) Resolve(hostport string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
 		return ap, nil
 	}
@@ -79,8 +87,8 @@ func (c *resolvingConn) resolve(hostport string) (netip.AddrPort, error) {
 	}
 	ip := ips[0].Unmap()
 	c.mu.Lock()
-	if len(c.names) >= nameCache {
-		clear(c.names)
+	if c.names == nil || len(c.names) >= nameCache {
+		c.names = map[string]cached{}
 	}
 	c.names[host] = cached{ip: ip, at: time.Now()}
 	c.mu.Unlock()

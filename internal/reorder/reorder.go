@@ -30,6 +30,10 @@ type Buffer struct {
 	ready        [][]byte  // contiguous bytes [readOff, next)
 	held         []segment // sorted, disjoint, all above next
 	heldBytes    int
+	// tail collects small readable pieces (appendReady); tailLast says
+	// the last entry of ready ends where tail does, so it can grow.
+	tail     []byte
+	tailLast bool
 }
 
 // New returns a buffer that holds at most capacity bytes in at most
@@ -56,7 +60,7 @@ func (b *Buffer) HeldEnd() uint64 {
 // much larger buffer, so that memory follows the bytes held, not the
 // frames they came in (a peer could send 64 KiB frames each one byte apart).
 func compact(piece []byte, whole int) []byte {
-	if 2*len(piece)+512 < whole {
+	if len(piece) < whole && (len(piece) < smallPiece || 2*len(piece)+512 < whole) {
 		return append([]byte(nil), piece...)
 	}
 	return piece
@@ -100,7 +104,7 @@ func (b *Buffer) Insert(seq uint64, p []byte) (int, error) {
 		return 0, b.hold(seq, p, whole)
 	}
 	before := b.next
-	b.ready = append(b.ready, compact(p, whole))
+	b.appendReady(p, whole)
 	b.next = end
 	// Pull held segments that are now contiguous.
 	i := 0
@@ -114,11 +118,40 @@ func (b *Buffer) Insert(seq uint64, p []byte) (int, error) {
 		if sEnd <= b.next {
 			continue
 		}
-		b.ready = append(b.ready, s.data[b.next-s.seq:])
+		b.appendReady(s.data[b.next-s.seq:], len(s.data))
 		b.next = sEnd
 	}
 	b.held = append(b.held[:0], b.held[i:]...)
 	return int(b.next - before), nil
+}
+
+// smallPiece: readable pieces shorter than this are copied together into
+// a shared buffer of tailSize, so that a flood of tiny frames costs about
+// the bytes it carries, not an allocation and a slice header per frame.
+const (
+	smallPiece = 1024
+	tailSize   = 4096
+)
+
+// appendReady adds an in-order piece to what Read returns.
+func (b *Buffer) appendReady(p []byte, whole int) {
+	if len(p) >= smallPiece {
+		b.ready = append(b.ready, compact(p, whole))
+		b.tailLast = false
+		return
+	}
+	if cap(b.tail)-len(b.tail) < len(p) {
+		b.tail = make([]byte, 0, tailSize)
+		b.tailLast = false
+	}
+	start := len(b.tail)
+	b.tail = append(b.tail, p...)
+	if n := len(b.ready); b.tailLast && n > 0 {
+		b.ready[n-1] = b.ready[n-1][:len(b.ready[n-1])+len(p)]
+		return
+	}
+	b.ready = append(b.ready, b.tail[start:])
+	b.tailLast = true
 }
 
 // hold stores the parts of [seq, seq+len(p)) that no held segment covers.
@@ -181,7 +214,8 @@ func (b *Buffer) Take(max int) [][]byte {
 	var out [][]byte
 	n := 0
 	for len(b.ready) > 0 && (n == 0 || n+len(b.ready[0]) <= max) {
-		out = append(out, b.ready[0])
+		r := b.ready[0]
+		out = append(out, r[:len(r):len(r)]) // the tail may grow past r
 		n += len(b.ready[0])
 		b.ready[0] = nil
 		b.ready = b.ready[1:]
@@ -194,6 +228,7 @@ func (b *Buffer) Take(max int) [][]byte {
 func (b *Buffer) Discard() int {
 	n := b.Readable()
 	b.ready = nil
+	b.tailLast = false
 	b.readOff = b.next
 	return n
 }

@@ -156,3 +156,39 @@ func TestSlivers(t *testing.T) {
 		t.Fatalf("%d bytes readable pin %d bytes of buffers", b.Readable(), kept)
 	}
 }
+
+// A flood of one-byte frames that nobody reads costs about the bytes it
+// carries: they share buffers and entries.
+func TestTinyFramesShareMemory(t *testing.T) {
+	const n = 1 << 20
+	b := New(n, 0)
+	for i := 0; i < n; i++ {
+		// Every other byte arrives out of order first, then its gap.
+		if i%2 == 0 && i+1 < n {
+			if _, err := b.Insert(uint64(i+1), []byte{byte(i + 1)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := b.Insert(uint64(i), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			i++
+		}
+	}
+	if b.Readable() != n {
+		t.Fatalf("readable %d", b.Readable())
+	}
+	if len(b.ready) > n/tailSize+1 || len(b.ready)*24+n > 2*n {
+		t.Fatalf("%d bytes in %d entries", n, len(b.ready))
+	}
+	out := make([]byte, 0, n)
+	for _, p := range b.Take(2 * n) {
+		out = append(out, p...)
+	}
+	for i, c := range out {
+		if c != byte(i) {
+			t.Fatalf("byte %d is %d", i, c)
+		}
+	}
+}

@@ -317,8 +317,7 @@ func (p *path) writeLoop() {
 		s.mu.Unlock()
 		if len(bufs) > 0 {
 			p.watch(true)
-			bb := bufs // WriteTo consumes its receiver
-			_, err := bb.WriteTo(p.conn)
+			_, err := writeBuffers(p.conn, bufs)
 			p.watch(false)
 			s.mu.Lock()
 			for i, c := range writing {

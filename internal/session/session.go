@@ -58,12 +58,15 @@ type Config struct {
 // DefaultRecvWindow is the receive window when Config.RecvWindow is 0.
 const DefaultRecvWindow = 4 << 20
 
+// DefaultSendBuffer is the send buffer when Config.SendBuffer is 0.
+const DefaultSendBuffer = 4 << 20
+
 func (c *Config) defaults() {
 	if c.RecvWindow <= 0 {
 		c.RecvWindow = DefaultRecvWindow
 	}
 	if c.SendBuffer <= 0 {
-		c.SendBuffer = 4 << 20
+		c.SendBuffer = DefaultSendBuffer
 	}
 	if c.ChunkSize <= 0 || c.ChunkSize > wire.MaxPayload {
 		c.ChunkSize = wire.MaxPayload

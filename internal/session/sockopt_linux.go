@@ -11,11 +11,12 @@ import (
 const tcpNotsentLowat = 25
 
 func setLowWater(c net.Conn) {
-	tc, ok := c.(*net.TCPConn)
+	// A TCP conn, or a secure channel over one.
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return
 	}
-	raw, err := tc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return
 	}

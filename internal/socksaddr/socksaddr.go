@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -85,6 +86,10 @@ func Read(r io.Reader) (string, error) {
 			return "", err
 		}
 		host = string(buf[:n])
+		if strings.ContainsAny(host, "[]") {
+			// "host:port" could not be split back: brackets mark IPv6.
+			return "", fmt.Errorf("socksaddr: domain %q has brackets", host)
+		}
 		return net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(buf[n:])))), nil
 	}
 	return "", fmt.Errorf("%w 0x%02x", ErrAddrType, buf[0])

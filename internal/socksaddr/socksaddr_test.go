@@ -58,3 +58,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A domain with brackets would make a "host:port" that cannot be split
+// back (the fuzzer found it): it is refused.
+func TestDomainWithBrackets(t *testing.T) {
+	for _, host := range []string{"00[", "a]", "[::1]"} {
+		b := append([]byte{Domain, byte(len(host))}, host...)
+		if a, _, err := Parse(append(b, 0, 80)); err == nil {
+			t.Errorf("%q parsed as %q", host, a)
+		}
+	}
+}

@@ -36,7 +36,7 @@ const (
 	StatusUnknownSession = 0x10
 	StatusTooManyPaths   = 0x11
 	StatusSessionExists  = 0x12
-	StatusAuthFailed     = 0x13 // reserved for the security issue
+	StatusAuthFailed     = 0x13 // no or wrong password, or join token
 	StatusBusy           = 0x14
 	StatusBadRequest     = 0x15
 )
@@ -61,6 +61,9 @@ type Reply struct {
 	Status byte
 	Window uint32 // OK only: the server's receive window for this session
 	Msg    string // refusals: a human-readable reason, for logs
+	// Ext holds extension TLVs after WINDOW in an OK reply (the join
+	// token of a secure session).
+	Ext []byte
 }
 
 var (
@@ -159,6 +162,7 @@ func AppendReply(b []byte, r *Reply) []byte {
 	body := make([]byte, 0, 8+len(msg))
 	if r.Status == StatusOK {
 		body = binary.BigEndian.AppendUint32(body, r.Window)
+		body = append(body, r.Ext...)
 	} else {
 		body = append(body, byte(len(msg)))
 		body = append(body, msg...)
@@ -180,6 +184,9 @@ func ReadReply(rd io.Reader) (*Reply, error) {
 			return nil, fmt.Errorf("%w: short reply", ErrBadBody)
 		}
 		r.Window = binary.BigEndian.Uint32(body)
+		if len(body) > 4 {
+			r.Ext = body[4:]
+		}
 		return r, nil
 	}
 	if len(body) > 0 {
@@ -196,6 +203,9 @@ func ReadReply(rd io.Reader) (*Reply, error) {
 // LEN u8, VALUE. Receivers skip types they do not know.
 const (
 	ExtPathFlags = 0x01 // VALUE: one byte of path flags
+	// ExtJoinToken is, in a secure session, the secret the OK reply to
+	// an OPEN gives and every JOIN must show (docs/PROTOCOL.md 4.8).
+	ExtJoinToken = 0x10
 	// PathBackup marks a backup path: it carries data only while no other
 	// path of the session can.
 	PathBackup = 0x01
@@ -223,6 +233,15 @@ func Exts(ext []byte) (map[byte][]byte, error) {
 		ext = ext[2+int(ext[1]):]
 	}
 	return out, nil
+}
+
+// Ext returns the value of the last TLV of type typ in ext, nil if none.
+func Ext(ext []byte, typ byte) ([]byte, error) {
+	exts, err := Exts(ext)
+	if err != nil {
+		return nil, err
+	}
+	return exts[typ], nil
 }
 
 // PathFlags returns the path flags of a request (0 when absent).

@@ -43,9 +43,10 @@ func TestRequestBytes(t *testing.T) {
 }
 
 func TestReplyRoundTrip(t *testing.T) {
-	for _, r := range []*Reply{{Status: StatusOK, Window: 123456}, {Status: 0x05, Msg: "connection refused"}, {Status: StatusUnknownSession}} {
+	token := AppendExt(nil, ExtJoinToken, bytes.Repeat([]byte{7}, 16))
+	for _, r := range []*Reply{{Status: StatusOK, Window: 123456}, {Status: StatusOK, Window: 1, Ext: token}, {Status: 0x05, Msg: "connection refused"}, {Status: StatusUnknownSession}} {
 		got, err := ReadReply(bytes.NewReader(AppendReply(nil, r)))
-		if err != nil || *got != *r {
+		if err != nil || got.Status != r.Status || got.Window != r.Window || got.Msg != r.Msg || !bytes.Equal(got.Ext, r.Ext) {
 			t.Fatalf("got %+v %v want %+v", got, err, r)
 		}
 	}
@@ -210,4 +211,27 @@ func TestPathFlags(t *testing.T) {
 	if _, err := (&Request{Ext: []byte{ExtPathFlags, 5, 1}}).PathFlags(); err == nil {
 		t.Fatal("cut extension accepted")
 	}
+}
+
+// FuzzExts: extension TLVs either split cleanly, each value inside the
+// input, or fail; PathFlags and Ext agree with Exts.
+func FuzzExts(f *testing.F) {
+	f.Add(AppendExt(AppendExt(nil, ExtPathFlags, []byte{PathBackup}), ExtJoinToken, make([]byte, 16)))
+	f.Add([]byte{ExtJoinToken, 16, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		exts, err := Exts(b)
+		if err != nil {
+			return
+		}
+		total := 0
+		for _, v := range exts {
+			total += len(v)
+		}
+		if total > len(b) {
+			t.Fatalf("values of %d bytes from %d", total, len(b))
+		}
+		if tok, err := Ext(b, ExtJoinToken); err != nil || !bytes.Equal(tok, exts[ExtJoinToken]) {
+			t.Fatalf("Ext %x %v", tok, err)
+		}
+	})
 }

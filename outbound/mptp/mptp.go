@@ -14,6 +14,7 @@ import (
 
 	"github.com/mptp/mptp"
 	"github.com/mptp/mptp/config"
+	"github.com/mptp/mptp/internal/secure"
 	"github.com/mptp/mptp/outbound"
 )
 
@@ -41,6 +42,8 @@ type settings struct {
 	// StaleFloor, in seconds, is the least time a path may go without
 	// answering before it is declared stale (its RTT may set it higher).
 	StaleFloor float64 `json:"stale_floor"`
+	// Password turns on the secure channel; the server needs the same.
+	Password string `json:"password"`
 }
 
 // Outbound dials through an mptp.Client.
@@ -67,6 +70,12 @@ func build(ctx *outbound.Context, raw json.RawMessage) (outbound.Outbound, error
 		return nil, fmt.Errorf("%s.version: %d is not 1 (Leaf) or 2", path, st.Version)
 	case st.RecvWindow < 0 || st.SendBuffer < 0 || st.Grace < 0:
 		return nil, fmt.Errorf("%s: recv_window, send_buffer and grace cannot be negative", path)
+	case st.Password != "" && st.Version == 1:
+		return nil, fmt.Errorf("%s.password: Leaf v1 has no authentication; a password needs version 2", path)
+	}
+	if st.Password != "" {
+		c.Password = st.Password
+		secure.KeyFromPassword(st.Password) // derive it now, once, not at the first dial
 	}
 	switch st.Scheduler {
 	case "", "lowest-delay":

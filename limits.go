@@ -1,0 +1,113 @@
+package mptp
+
+import (
+	"errors"
+	"time"
+
+	"github.com/mptp/mptp/internal/leaf"
+	"github.com/mptp/mptp/internal/session"
+)
+
+// Limits bound what a Server takes on, so that no peer can make it grow
+// without bound (docs/SECURITY.md). Zero values take the defaults.
+type Limits struct {
+	// MaxHandshakes bounds the sub-connections in their handshake at
+	// once; more are closed as they arrive. Default 1024.
+	MaxHandshakes int
+	// MaxSessions bounds the sessions, v2 and v1, at once; an OPEN
+	// beyond it is refused as busy. Default 1024.
+	MaxSessions int
+	// MaxMemory bounds the bytes all sessions together may hold for
+	// reordering and retransmission: each session counts its RecvWindow
+	// plus SendBuffer, and an OPEN that would pass the total is refused
+	// as busy. Default 2 GiB.
+	MaxMemory int64
+}
+
+const (
+	DefaultMaxHandshakes = 1024
+	DefaultMaxSessions   = 1024
+	DefaultMaxMemory     = 2 << 30
+)
+
+// errBusy is track's answer at the handshake limit.
+var errBusy = errors.New("mptp: too many handshakes")
+
+func (l *Limits) maxHandshakes() int { return positive(l.MaxHandshakes, DefaultMaxHandshakes) }
+func (l *Limits) maxSessions() int   { return positive(l.MaxSessions, DefaultMaxSessions) }
+
+func (l *Limits) maxMemory() int64 {
+	if l.MaxMemory > 0 {
+		return l.MaxMemory
+	}
+	return DefaultMaxMemory
+}
+
+func positive(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// SessionMemory is what one session may hold at most for reordering
+// (its receive window) and retransmission (its send buffer).
+func (o *Options) SessionMemory() int64 {
+	return int64(positive(o.RecvWindow, session.DefaultRecvWindow) + positive(o.SendBuffer, session.DefaultSendBuffer))
+}
+
+// roomForSession reports whether one more session, v1 or not, fits the
+// limits. v1 sessions count what a Leaf Conn may hold instead of the
+// windows. Called with s.mu held.
+func (s *Server) roomForSession(v1 bool) bool {
+	n := len(s.sessions) + len(s.v1)
+	used := int64(len(s.sessions))*s.SessionMemory() + int64(len(s.v1))*leaf.DefaultMemory
+	need := s.SessionMemory()
+	if v1 {
+		need = leaf.DefaultMemory
+	}
+	return n < s.maxSessions() && used+need <= s.maxMemory()
+}
+
+// refusals counts sub-connections refused at the handshake limit, so that
+// a flood makes one log line a second, not one each.
+type refusals struct {
+	n    int
+	last time.Time
+}
+
+func (s *Server) refusedAtLimit() {
+	s.mu.Lock()
+	s.refused.n++
+	now := time.Now()
+	if now.Sub(s.refused.last) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	n := s.refused.n
+	s.refused = refusals{last: now}
+	s.mu.Unlock()
+	s.logger().Warn("handshake limit reached: sub-connections refused", "limit", s.maxHandshakes(), "refused", n)
+}
+
+// handshaking is the number of sub-connections in their handshake.
+func (s *Server) handshaking() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// maxV1Ended bounds the ended v1 CIDs remembered: a flood of short v1
+// sessions must not grow the map for the minute each is kept.
+const maxV1Ended = 1 << 16
+
+// rememberV1 records an ended v1 session. Called with s.mu held.
+func (s *Server) rememberV1(cid [16]byte) {
+	for k := range s.v1Ended {
+		if len(s.v1Ended) < maxV1Ended {
+			break
+		}
+		delete(s.v1Ended, k) // any: the map's order is random
+	}
+	s.v1Ended[cid] = time.Now()
+}
