@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -26,36 +25,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // build makes an http outbound from settings, failing on warnings.
 func build(t *testing.T, settings string) outbound.Outbound {
 	t.Helper()
-	ob, err := tryBuild(t, settings)
+	ob, err := relaytest.Build(t, "http", settings)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ob
-}
-
-func tryBuild(t *testing.T, settings string) (outbound.Outbound, error) {
-	t.Helper()
-	factory, ok := outbound.Lookup("http")
-	if !ok {
-		t.Fatal("http not registered")
-	}
-	ctx := &outbound.Context{Tag: "relay", Path: "outbounds[1]",
-		Warn: func(msg string) { t.Errorf("unexpected warning: %s", msg) }}
-	return factory(ctx, json.RawMessage(settings))
-}
-
-// relaySettings points the outbound at addr.
-func relaySettings(t *testing.T, addr, user, pass string) string {
-	t.Helper()
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := `{"address": "` + host + `", "port": ` + port
-	if user != "" {
-		s += `, "username": "` + user + `", "password": "` + pass + `"`
-	}
-	return s + "}"
 }
 
 func TestSettings(t *testing.T) {
@@ -66,7 +40,7 @@ func TestSettings(t *testing.T) {
 		{`{"address": "127.0.0.1", "port": 8080, "username": "a:b", "password": "p"}`, `outbounds[1].settings.username: cannot contain ":"`},
 		{`{"address": "127.0.0.1", "port": 8080, "bind": "lo"}`, `outbounds[1].settings.bind: "lo" is not an IP address`},
 	} {
-		_, err := tryBuild(t, tc.settings)
+		_, err := relaytest.Build(t, "http", tc.settings)
 		if err == nil || err.Error() != tc.err {
 			t.Errorf("%s: got %v, want %s", tc.settings, err, tc.err)
 		}
@@ -139,7 +113,7 @@ func startFake(t *testing.T, f *fake) string {
 func TestBytesAfterResponse(t *testing.T) {
 	extra := bytes.Repeat([]byte("220 target speaks first\r\n"), 1000)
 	f := &fake{response: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 Connection established\r\nProxy-Agent: fake\r\n\r\n", extra: extra, tunnel: true}
-	ob := build(t, relaySettings(t, startFake(t, f), "user", "pass"))
+	ob := build(t, relaytest.Settings(t, startFake(t, f), "user", "pass"))
 	c, err := ob.DialContext(context.Background(), "tcp", "example.com:25")
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +140,7 @@ func TestBytesAfterResponse(t *testing.T) {
 
 func TestNoAuthRequest(t *testing.T) {
 	f := &fake{response: "HTTP/1.0 200 OK\r\n\r\n", tunnel: true}
-	ob := build(t, relaySettings(t, startFake(t, f), "", ""))
+	ob := build(t, relaytest.Settings(t, startFake(t, f), "", ""))
 	c, err := ob.DialContext(context.Background(), "tcp", "[2001:db8::1]:443")
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +171,7 @@ func TestRefusals(t *testing.T) {
 	} {
 		f := &fake{response: tc.response}
 		addr := startFake(t, f)
-		ob := build(t, relaySettings(t, addr, "", ""))
+		ob := build(t, relaytest.Settings(t, addr, "", ""))
 		_, err := ob.DialContext(context.Background(), "tcp", "example.com:80")
 		if want := "http relay " + addr + ": " + tc.err; err == nil || err.Error() != want {
 			t.Errorf("got %v, want %s", err, want)
@@ -227,7 +201,7 @@ func TestRelayDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	ob := build(t, relaySettings(t, addr, "", ""))
+	ob := build(t, relaytest.Settings(t, addr, "", ""))
 	_, err = ob.DialContext(context.Background(), "tcp", "example.com:80")
 	if want := "http relay " + addr + ": dial relay: connect: connection refused"; err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
@@ -242,7 +216,7 @@ func TestRelayDown(t *testing.T) {
 func TestSilentRelay(t *testing.T) {
 	f := &fake{}
 	addr := startFake(t, f)
-	ob := build(t, relaySettings(t, addr, "", ""))
+	ob := build(t, relaytest.Settings(t, addr, "", ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := ob.DialContext(ctx, "tcp", "example.com:80")

@@ -28,7 +28,7 @@ func port(t *testing.T, addr string) int {
 func TestTinyproxy(t *testing.T) {
 	target := relaytest.Echo(t)
 	relay := relaytest.Tinyproxy(t, "", "", port(t, target))
-	ob := build(t, relaySettings(t, relay.Addr, "", ""))
+	ob := build(t, relaytest.Settings(t, relay.Addr, "", ""))
 	c, err := ob.DialContext(context.Background(), "tcp", target)
 	if err != nil {
 		t.Fatalf("%v (tinyproxy log: %s)", err, relay.Log)
@@ -41,7 +41,7 @@ func TestTinyproxyBasicAuth(t *testing.T) {
 	target := relaytest.Echo(t)
 	relay := relaytest.Tinyproxy(t, "user", "s3cret", port(t, target))
 
-	ob := build(t, relaySettings(t, relay.Addr, "user", "s3cret"))
+	ob := build(t, relaytest.Settings(t, relay.Addr, "user", "s3cret"))
 	c, err := ob.DialContext(context.Background(), "tcp", target)
 	if err != nil {
 		t.Fatalf("%v (tinyproxy log: %s)", err, relay.Log)
@@ -52,8 +52,8 @@ func TestTinyproxyBasicAuth(t *testing.T) {
 	// No credentials get 407; wrong ones get 401 from tinyproxy (1.11),
 	// though RFC 9110 would have 407 again.
 	for settings, code := range map[string]string{
-		relaySettings(t, relay.Addr, "", ""):          "407 Proxy Authentication Required",
-		relaySettings(t, relay.Addr, "user", "wrong"): "401 Unauthorized",
+		relaytest.Settings(t, relay.Addr, "", ""):          "407 Proxy Authentication Required",
+		relaytest.Settings(t, relay.Addr, "user", "wrong"): "401 Unauthorized",
 	} {
 		ob = build(t, settings)
 		_, err = ob.DialContext(context.Background(), "tcp", target)
@@ -68,7 +68,7 @@ func TestTinyproxyBasicAuth(t *testing.T) {
 func TestTinyproxyPortNotAllowed(t *testing.T) {
 	target := relaytest.Echo(t)
 	relay := relaytest.Tinyproxy(t, "", "", port(t, target)+1)
-	ob := build(t, relaySettings(t, relay.Addr, "", ""))
+	ob := build(t, relaytest.Settings(t, relay.Addr, "", ""))
 	_, err := ob.DialContext(context.Background(), "tcp", target)
 	// tinyproxy 1.11 says "403 Access violation".
 	if want := "http relay " + relay.Addr + ": not allowed: 403 "; err == nil || !strings.HasPrefix(err.Error(), want) {
@@ -79,7 +79,7 @@ func TestTinyproxyPortNotAllowed(t *testing.T) {
 func TestTinyproxyStopped(t *testing.T) {
 	target := relaytest.Echo(t)
 	relay := relaytest.Tinyproxy(t, "", "", port(t, target))
-	ob := build(t, relaySettings(t, relay.Addr, "", ""))
+	ob := build(t, relaytest.Settings(t, relay.Addr, "", ""))
 	relay.Stop(t)
 	_, err := ob.DialContext(context.Background(), "tcp", target)
 	if err == nil || !strings.Contains(err.Error(), "http relay "+relay.Addr+": dial relay: ") || !strings.Contains(err.Error(), "connection refused") {

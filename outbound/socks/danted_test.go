@@ -16,7 +16,7 @@ import (
 func TestDanted(t *testing.T) {
 	target := relaytest.Echo(t)
 	relay := relaytest.Danted(t, "")
-	ob := build(t, relaySettings(t, relay.Addr, "", ""))
+	ob := build(t, relaytest.Settings(t, relay.Addr, "", ""))
 	c, err := ob.DialContext(context.Background(), "tcp", target)
 	if err != nil {
 		t.Fatalf("%v (danted log: %s)", err, relay.Log)
@@ -32,7 +32,7 @@ func TestDantedUsername(t *testing.T) {
 	user, pass := relaytest.SystemUser(t)
 	relay := relaytest.Danted(t, user)
 
-	ob := build(t, relaySettings(t, relay.Addr, user, pass))
+	ob := build(t, relaytest.Settings(t, relay.Addr, user, pass))
 	c, err := ob.DialContext(context.Background(), "tcp", target)
 	if err != nil {
 		t.Fatalf("%v (danted log: %s)", err, relay.Log)
@@ -40,13 +40,13 @@ func TestDantedUsername(t *testing.T) {
 	defer c.Close()
 	relaytest.RoundTrip(t, c, 8<<20)
 
-	ob = build(t, relaySettings(t, relay.Addr, user, pass+"x"))
+	ob = build(t, relaytest.Settings(t, relay.Addr, user, pass+"x"))
 	_, err = ob.DialContext(context.Background(), "tcp", target)
 	if err == nil || !strings.HasPrefix(err.Error(), "socks relay "+relay.Addr+": ") || failure.Of(err) != failure.NotAllowed {
 		t.Fatalf("wrong password: got %v (reason %v)", err, failure.Of(err))
 	}
 
-	ob = build(t, relaySettings(t, relay.Addr, "", ""))
+	ob = build(t, relaytest.Settings(t, relay.Addr, "", ""))
 	_, err = ob.DialContext(context.Background(), "tcp", target)
 	if want := "socks relay " + relay.Addr + ": socks5: server refused the authentication method"; err == nil || err.Error() != want {
 		t.Fatalf("no login: got %v, want %s", err, want)
@@ -62,7 +62,7 @@ func TestDantedTargetRefused(t *testing.T) {
 	closed := ln.Addr().String()
 	ln.Close()
 	relay := relaytest.Danted(t, "")
-	ob := build(t, relaySettings(t, relay.Addr, "", ""))
+	ob := build(t, relaytest.Settings(t, relay.Addr, "", ""))
 	_, err = ob.DialContext(context.Background(), "tcp", closed)
 	want := "socks relay " + relay.Addr + ": connection refused: socks5 server refused " + closed
 	if err == nil || err.Error() != want {
@@ -73,7 +73,7 @@ func TestDantedTargetRefused(t *testing.T) {
 func TestDantedStopped(t *testing.T) {
 	target := relaytest.Echo(t)
 	relay := relaytest.Danted(t, "")
-	ob := build(t, relaySettings(t, relay.Addr, "", ""))
+	ob := build(t, relaytest.Settings(t, relay.Addr, "", ""))
 	relay.Stop(t)
 	_, err := ob.DialContext(context.Background(), "tcp", target)
 	if err == nil || !strings.Contains(err.Error(), "socks relay "+relay.Addr+": dial relay: ") || !strings.Contains(err.Error(), "connection refused") {

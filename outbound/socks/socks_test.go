@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -27,36 +26,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // build makes a socks outbound from settings, failing on warnings.
 func build(t *testing.T, settings string) outbound.Outbound {
 	t.Helper()
-	ob, err := tryBuild(t, settings)
+	ob, err := relaytest.Build(t, "socks", settings)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ob
-}
-
-func tryBuild(t *testing.T, settings string) (outbound.Outbound, error) {
-	t.Helper()
-	factory, ok := outbound.Lookup("socks")
-	if !ok {
-		t.Fatal("socks not registered")
-	}
-	ctx := &outbound.Context{Tag: "relay", Path: "outbounds[1]",
-		Warn: func(msg string) { t.Errorf("unexpected warning: %s", msg) }}
-	return factory(ctx, json.RawMessage(settings))
-}
-
-// relaySettings points the outbound at addr.
-func relaySettings(t *testing.T, addr, user, pass string) string {
-	t.Helper()
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := `{"address": "` + host + `", "port": ` + port
-	if user != "" {
-		s += `, "username": "` + user + `", "password": "` + pass + `"`
-	}
-	return s + "}"
 }
 
 func TestSettings(t *testing.T) {
@@ -71,7 +45,7 @@ func TestSettings(t *testing.T) {
 		{`{"address": "127.0.0.1", "port": "1080"}`, `outbounds[1].settings.port: want number, got string`},
 		{`{"address": "127.0.0.1", "port": 1080, "mptcp": "yes"}`, `outbounds[1].settings.mptcp: want boolean, got string`},
 	} {
-		_, err := tryBuild(t, tc.settings)
+		_, err := relaytest.Build(t, "socks", tc.settings)
 		if err == nil || err.Error() != tc.err {
 			t.Errorf("%s: got %v, want %s", tc.settings, err, tc.err)
 		}
@@ -232,7 +206,7 @@ func readRequest(c net.Conn) (string, error) {
 func TestBytesAfterReply(t *testing.T) {
 	extra := []byte("220 target speaks first\r\n")
 	f := &fake{user: "user", pass: "pass", extra: extra}
-	ob := build(t, relaySettings(t, startFake(t, f), "user", "pass"))
+	ob := build(t, relaytest.Settings(t, startFake(t, f), "user", "pass"))
 	c, err := ob.DialContext(context.Background(), "tcp", "example.com:25")
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +230,7 @@ func TestBytesAfterReply(t *testing.T) {
 func TestBadCredentials(t *testing.T) {
 	f := &fake{user: "user", pass: "pass"}
 	addr := startFake(t, f)
-	ob := build(t, relaySettings(t, addr, "user", "wrong"))
+	ob := build(t, relaytest.Settings(t, addr, "user", "wrong"))
 	_, err := ob.DialContext(context.Background(), "tcp", "example.com:80")
 	want := "socks relay " + addr + ": not allowed: socks5: bad username or password"
 	if err == nil || err.Error() != want {
@@ -270,7 +244,7 @@ func TestBadCredentials(t *testing.T) {
 func TestNoAcceptableMethod(t *testing.T) {
 	f := &fake{user: "user", pass: "pass"}
 	addr := startFake(t, f)
-	ob := build(t, relaySettings(t, addr, "", ""))
+	ob := build(t, relaytest.Settings(t, addr, "", ""))
 	_, err := ob.DialContext(context.Background(), "tcp", "example.com:80")
 	want := "socks relay " + addr + ": socks5: server refused the authentication method"
 	if err == nil || err.Error() != want {
@@ -281,7 +255,7 @@ func TestNoAcceptableMethod(t *testing.T) {
 func TestConnectRefused(t *testing.T) {
 	f := &fake{rep: byte(failure.Refused)}
 	addr := startFake(t, f)
-	ob := build(t, relaySettings(t, addr, "", ""))
+	ob := build(t, relaytest.Settings(t, addr, "", ""))
 	_, err := ob.DialContext(context.Background(), "tcp", "192.0.2.1:443")
 	want := "socks relay " + addr + ": connection refused: socks5 server refused 192.0.2.1:443"
 	if err == nil || err.Error() != want {
@@ -299,7 +273,7 @@ func TestRelayDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	ob := build(t, relaySettings(t, addr, "", ""))
+	ob := build(t, relaytest.Settings(t, addr, "", ""))
 	_, err = ob.DialContext(context.Background(), "tcp", "example.com:80")
 	want := "socks relay " + addr + ": dial relay: connect: connection refused"
 	if err == nil || err.Error() != want {
@@ -315,7 +289,7 @@ func TestRelayDown(t *testing.T) {
 func TestSilentRelay(t *testing.T) {
 	f := &fake{silent: true}
 	addr := startFake(t, f)
-	ob := build(t, relaySettings(t, addr, "", ""))
+	ob := build(t, relaytest.Settings(t, addr, "", ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := ob.DialContext(ctx, "tcp", "example.com:80")
