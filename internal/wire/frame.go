@@ -118,8 +118,9 @@ func AppendPing(b []byte, typ byte, ts uint64) []byte {
 }
 
 // ReadFrame reads one frame. DATA payloads are read into a buffer from
-// alloc(n); other bodies use scratch space and must be used before the next
-// call. Frames of unknown type are skipped.
+// alloc(n); DATAGRAM bodies and RST messages are newly allocated; other
+// bodies use scratch space and must be used before the next call. Frames
+// of unknown type are skipped.
 func ReadFrame(r *bufio.Reader, alloc func(n int) []byte) (Frame, error) {
 	for {
 		hdr, err := r.Peek(HeaderLen)
@@ -141,7 +142,9 @@ func ReadFrame(r *bufio.Reader, alloc func(n int) []byte) (Frame, error) {
 				return f, unexpected(err)
 			}
 			f.Seq = uint64(binary.BigEndian.Uint32(id[:]))
-			f.Payload = alloc(n - 4)
+			// Not from alloc: a datagram is handed to the application,
+			// which keeps it, and should hold no more than its size.
+			f.Payload = make([]byte, n-4)
 			if _, err := io.ReadFull(r, f.Payload); err != nil {
 				return f, unexpected(err)
 			}
