@@ -309,20 +309,47 @@ func TestSilentPath(t *testing.T) {
 		a.AddPath(l, PathConfig{Name: fmt.Sprint("p", i)})
 		b.AddPath(right[i], PathConfig{Name: fmt.Sprint("p", i)})
 	}
+	stalled := func() bool {
+		for _, c := range append(a.Stats(), b.Stats()...) {
+			if c.Stalls > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	// The second half is written only once the silence has been noticed:
+	// rescue copies alone could otherwise finish the transfer first.
 	data := randomBytes(t, 32<<20)
-	exchange(t, a, b, data, data[:16<<20], func() {
-		for waitSent(a) < 4<<20 {
-			time.Sleep(time.Millisecond)
+	sent := make(chan error, 1)
+	go func() {
+		if _, err := a.Write(data[:16<<20]); err != nil {
+			sent <- err
+			return
 		}
 		silent.Silence()
-	})
-	stalls := uint64(0)
-	for _, c := range append(a.Stats(), b.Stats()...) {
-		stalls += c.Stalls
+		for deadline := time.Now().Add(20 * time.Second); !stalled(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				sent <- errors.New("no path was found stale")
+				return
+			}
+		}
+		_, err := a.Write(data[16<<20:])
+		if err == nil {
+			err = a.CloseWrite()
+		}
+		sent <- err
+	}()
+	h := sha256.New()
+	if _, err := io.Copy(h, b); err != nil {
+		t.Fatal(err)
 	}
-	if stalls == 0 {
-		t.Fatal("no path was found stale")
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
+	if [32]byte(h.Sum(nil)) != sha256.Sum256(data) {
+		t.Fatal("bytes differ")
+	}
+	b.CloseWrite()
 	silent.Close() // a silent link never closes by itself
 	closeBoth(t, a, b)
 }
