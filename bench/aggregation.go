@@ -5,6 +5,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -38,6 +39,9 @@ func labCase(o *opts) ([]Row, error) {
 	}
 	var rows []Row
 	for _, links := range sets {
+		if o.lab != "" && !slices.Contains(strings.Split(o.lab, ","), (&lab{links: links}).String()) {
+			continue
+		}
 		r, err := aggregate(o, links)
 		rows = append(rows, r...)
 		if err != nil {

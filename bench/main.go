@@ -31,6 +31,7 @@ type opts struct {
 	work    string  // scratch folder
 	mptp    string  // the mptp binary
 	self    string  // this program, for its roles
+	lab     string  // lab link sets to run, as the table names them; "" all
 }
 
 // caseFunc runs one group of cases and returns its rows.
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 5, "repetitions of each measurement; the table gives medians")
 	flag.Float64Var(&o.seconds, "seconds", 10, "length of each timed transfer in the lab")
 	flag.StringVar(&which, "cases", strings.Join(order, ","), "groups to run: "+strings.Join(order, ", "))
+	flag.StringVar(&o.lab, "lab", "", "only these lab link sets, comma-separated, as the table names them (40+20, 40@4ms+20@40ms)")
 	flag.StringVar(&o.out, "out", "bench/out", "folder for the plot and the raw results")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
