@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mptp/mptp/internal/wire"
 )
@@ -118,6 +119,71 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	if m[pathMetric("mptp_path_joins_total", "client", "out", "a")] < 1 || m[pathMetric("mptp_path_joins_total", "client", "out", "b")] < 1 {
 		t.Errorf("a path never joined")
 	}
+}
+
+// TestUDPAssociationsMetric opens a UDP association through the rig, has a
+// datagram echoed through it, and checks that mptp_udp_associations is 1 on
+// both sides while it is open and 0 again once it is closed.
+func TestUDPAssociationsMetric(t *testing.T) {
+	r := newRig(t)
+	echo, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoed := make(chan struct{})
+	go func() {
+		defer close(echoed)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(buf[:n], from)
+		}
+	}()
+	defer func() { echo.Close(); <-echoed }()
+
+	pc, err := r.client.ListenPacket(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	// UDP may drop a datagram (one sent before a path is up is dropped), so
+	// send again until the echo comes back.
+	buf := make([]byte, 2048)
+	waitFor(t, "the echo through the association", func() bool {
+		if _, err := pc.WriteTo([]byte("ping"), echo.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		pc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return false
+		}
+		if string(buf[:n]) != "ping" || from.String() != echo.LocalAddr().String() {
+			t.Fatalf("got %q from %v, want \"ping\" from %v", buf[:n], from, echo.LocalAddr())
+		}
+		return true
+	})
+	sides := []string{`{side="client",tag="out"}`, `{side="server",tag="in"}`}
+	udp := func(want float64) bool {
+		m := parseMetrics(t, string(r.get(t, "/metrics")))
+		for _, side := range sides {
+			if v, ok := m["mptp_udp_associations"+side]; !ok || v != want {
+				return false
+			}
+		}
+		return true
+	}
+	// The server counted the association before relaying the echo.
+	if !udp(1) {
+		t.Fatalf("with one association open:\n%s", r.get(t, "/metrics"))
+	}
+	if err := pc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "mptp_udp_associations 0 on both sides", func() bool { return udp(0) })
 }
 
 // TestStatusJSON checks /api/status during and after a session, the

@@ -35,3 +35,28 @@ func TestPasswordSetting(t *testing.T) {
 		t.Fatalf("v1 with a password: %v", err)
 	}
 }
+
+func TestUDPCopiesSetting(t *testing.T) {
+	for _, tc := range []struct {
+		settings string
+		want     bool
+	}{
+		{`{"actors": ["a"], "address": "198.18.0.1", "port": 3001, "udp_copies": true}`, true},
+		{`{"actors": ["a"], "address": "198.18.0.1", "port": 3001, "udp_copies": false}`, false},
+		{`{"actors": ["a"], "address": "198.18.0.1", "port": 3001}`, false},
+	} {
+		ob, err := buildSettings(tc.settings)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.settings, err)
+		}
+		if got := ob.(*Outbound).Client().DatagramCopies; got != tc.want {
+			t.Errorf("%s: DatagramCopies = %v, want %v", tc.settings, got, tc.want)
+		}
+	}
+	for _, bad := range []string{`3`, `"yes"`} {
+		_, err := buildSettings(`{"actors": ["a"], "address": "198.18.0.1", "port": 3001, "udp_copies": ` + bad + `}`)
+		if err == nil || !strings.Contains(err.Error(), "outbounds[0].settings.udp_copies: want boolean") {
+			t.Errorf("udp_copies %s: got %v, want \"outbounds[0].settings.udp_copies: want boolean\"", bad, err)
+		}
+	}
+}
