@@ -147,7 +147,9 @@ func (l *lab) build(o *opts) error {
 }
 
 // shape sets link k's rate both ways: on cli's device (uploads) and srv's
-// (downloads). The queue holds about 25 ms at the rate.
+// (downloads). The queue holds 100 ms at the rate, as a home router's or
+// a cellular link's does; a shallower one makes every TCP on these
+// kernels (BBR is their default) lose most of what it sends.
 func (l *lab) shape(k int, mbit float64) error {
 	if err := sh(l.cli, tbf(fmt.Sprintf("l%dc", k), mbit)); err != nil {
 		return err
@@ -156,7 +158,7 @@ func (l *lab) shape(k int, mbit float64) error {
 }
 
 func tbf(dev string, mbit float64) string {
-	return fmt.Sprintf("tc qdisc replace dev %s root tbf rate %gmbit burst 16kb latency 25ms", dev, mbit)
+	return fmt.Sprintf("tc qdisc replace dev %s root tbf rate %gmbit burst 16kb latency 100ms", dev, mbit)
 }
 
 // setLink takes link k's server side down or up: the client sees its
