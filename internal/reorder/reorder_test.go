@@ -50,7 +50,7 @@ func TestPermutationsAndDuplicates(t *testing.T) {
 		var out []byte
 		buf := make([]byte, 1+r.IntN(5000))
 		for _, c := range chunks {
-			if _, err := b.Insert(c.seq, copyOf(c.data)); err != nil {
+			if _, err := b.Insert(c.seq, copyOf(c.data), nil); err != nil {
 				t.Fatalf("seed %d: %v", seed, err)
 			}
 			if r.IntN(2) == 0 {
@@ -73,16 +73,16 @@ func TestPermutationsAndDuplicates(t *testing.T) {
 
 func TestWindow(t *testing.T) {
 	b := New(10, 0)
-	if _, err := b.Insert(5, make([]byte, 6)); err != ErrWindow {
+	if _, err := b.Insert(5, make([]byte, 6), nil); err != ErrWindow {
 		t.Fatalf("beyond window: %v", err)
 	}
-	if _, err := b.Insert(0, []byte("0123456789")); err != nil {
+	if _, err := b.Insert(0, []byte("0123456789"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if b.Window() != 0 {
 		t.Fatalf("window %d, want 0", b.Window())
 	}
-	if _, err := b.Insert(10, []byte("a")); err != ErrWindow {
+	if _, err := b.Insert(10, []byte("a"), nil); err != ErrWindow {
 		t.Fatalf("full buffer accepted more: %v", err)
 	}
 	p := make([]byte, 4)
@@ -90,10 +90,10 @@ func TestWindow(t *testing.T) {
 	if !bytes.Equal(p, []byte("0123")) || b.Window() != 4 || b.Limit() != 14 {
 		t.Fatalf("after read: %q window %d", p, b.Window())
 	}
-	if _, err := b.Insert(10, []byte("abcd")); err != nil {
+	if _, err := b.Insert(10, []byte("abcd"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Insert(^uint64(0)-1, []byte("xyz")); err != ErrWindow {
+	if _, err := b.Insert(^uint64(0)-1, []byte("xyz"), nil); err != ErrWindow {
 		t.Fatalf("wrapping offset: %v", err)
 	}
 }
@@ -102,7 +102,7 @@ func TestFragmentsBounded(t *testing.T) {
 	b := New(1<<20, 0)
 	var err error
 	for i := uint64(0); err == nil; i++ {
-		_, err = b.Insert(2*i+1, []byte{1})
+		_, err = b.Insert(2*i+1, []byte{1}, nil)
 		if i > 1<<20 {
 			t.Fatal("no bound on fragments")
 		}
@@ -126,7 +126,7 @@ func FuzzInsert(f *testing.F) {
 			if seq+n > len(data) {
 				n = len(data) - seq
 			}
-			if _, err := b.Insert(uint64(seq), copyOf(data[seq:seq+n])); err != nil {
+			if _, err := b.Insert(uint64(seq), copyOf(data[seq:seq+n]), nil); err != nil {
 				continue
 			}
 			buf := make([]byte, 1+int(ops[i+1]%7))
@@ -145,12 +145,12 @@ func TestSlivers(t *testing.T) {
 	var pinned int
 	for i := 0; i < 2000; i++ {
 		frame := make([]byte, 64<<10)
-		b.Insert(uint64(i), frame)
+		b.Insert(uint64(i), frame, nil)
 		pinned += cap(frame)
 	}
 	kept := 0
 	for _, p := range b.ready {
-		kept += cap(p)
+		kept += cap(p.data)
 	}
 	if kept > 256<<10 {
 		t.Fatalf("%d bytes readable pin %d bytes of buffers", b.Readable(), kept)
@@ -165,11 +165,11 @@ func TestTinyFramesShareMemory(t *testing.T) {
 	for i := 0; i < n; i++ {
 		// Every other byte arrives out of order first, then its gap.
 		if i%2 == 0 && i+1 < n {
-			if _, err := b.Insert(uint64(i+1), []byte{byte(i + 1)}); err != nil {
+			if _, err := b.Insert(uint64(i+1), []byte{byte(i + 1)}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := b.Insert(uint64(i), []byte{byte(i)}); err != nil {
+		if _, err := b.Insert(uint64(i), []byte{byte(i)}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if i%2 == 0 {
@@ -183,7 +183,8 @@ func TestTinyFramesShareMemory(t *testing.T) {
 		t.Fatalf("%d bytes in %d entries", n, len(b.ready))
 	}
 	out := make([]byte, 0, n)
-	for _, p := range b.Take(2 * n) {
+	bufs, _ := b.Take(2*n, nil, nil)
+	for _, p := range bufs {
 		out = append(out, p...)
 	}
 	for i, c := range out {

@@ -30,6 +30,10 @@ const (
 	initialCwnd = 64 << 10
 	// minRTTWindow is how long a minimum RTT sample stays valid.
 	minRTTWindow = 10 * time.Second
+	// headroom is how long a path may take to drain without starving:
+	// how late its writer may run on a busy machine. On fast paths it
+	// outweighs the RTT (on loopback, 2 x rate x RTT is a few KiB).
+	headroom = 4 * time.Millisecond
 	// rateTTL is how long a delivery rate stays valid without new samples.
 	rateTTL = 2 * time.Second
 )
@@ -107,7 +111,7 @@ func (e *estimator) cwnd() uint64 {
 		// that a slow path cannot sit on much of the stream.
 		return initialCwnd
 	}
-	return max(minCwnd, uint64(2*e.rate*e.minRTT.Seconds()))
+	return max(minCwnd, uint64(2*e.rate*e.minRTT.Seconds()), uint64(e.rate*headroom.Seconds()))
 }
 
 // arrival is when the last of n bytes queued on this path now should
@@ -115,11 +119,18 @@ func (e *estimator) cwnd() uint64 {
 // It uses the minimum RTT because the smoothed one also counts queues in
 // the reverse direction, which do not delay this direction's data.
 func (e *estimator) arrival(n uint64) time.Duration {
-	t := e.minRTT / 2
+	return e.minRTT/2 + time.Duration(float64(n)/e.speed()*float64(time.Second))
+}
+
+// speed is the delivery rate the scheduler plans with: the measured one,
+// or until there is one, what the initial window yields per round trip.
+// A path of unknown rate must not look infinitely fast: the other paths
+// would then leave it the whole stream, and wait on its small window.
+func (e *estimator) speed() float64 {
 	if e.rate > 0 {
-		t += time.Duration(float64(n) / e.rate * float64(time.Second))
+		return e.rate
 	}
-	return t
+	return initialCwnd / max(e.srtt, time.Millisecond).Seconds()
 }
 
 // dueBy is when bytes sent at sent should have been acknowledged, by the

@@ -81,10 +81,21 @@ func (p *path) markStale(now time.Time) {
 	p.stale, p.staleSince = true, now
 	p.ctr.Stalls++
 	p.trouble.add(now)
-	n := s.send.requeue(p)
+	// What it carries goes out again elsewhere, if there is an elsewhere:
+	// sent again on this path it would only follow the copy that TCP
+	// still holds (a loaded machine makes a lone path look silent). If the
+	// path dies, fail sends it all again anyway.
+	n := 0
+	for _, q := range s.paths {
+		if q != p && q.usable() {
+			n = s.send.requeue(p)
+			break
+		}
+	}
 	p.ctr.Retransmitted += uint64(n)
-	// What it measured no longer holds; it starts over when it revives.
-	p.est.forget()
+	// Its measured rate is kept: most stalls are one lost segment waiting
+	// for TCP's retransmission timer, after which the path is as fast as
+	// before. A rate nothing confirms expires soon enough (rateTTL).
 	s.log.Info("path stale", "path", p.name, "silent_for", now.Sub(p.waitingSince).Round(time.Millisecond), "resent", n)
 	s.wakeAll()
 }

@@ -1,12 +1,12 @@
 package session
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net"
 	"time"
 
+	"github.com/mptp/mptp/internal/reorder"
 	"github.com/mptp/mptp/internal/wire"
 )
 
@@ -39,6 +39,9 @@ type path struct {
 	// Receive side.
 	rcvd, rcvdAcked uint64
 	ackDue          bool
+	ackBy           time.Time   // when the oldest unacknowledged bytes must be
+	ackTimer        *time.Timer // runs ackTimeout; ackArmed while it is set
+	ackArmed        bool
 	pongDue         bool
 	pongTS          uint64
 	lastPing        time.Time
@@ -182,43 +185,118 @@ func (p *path) exit() {
 	s.maybeEnd()
 }
 
+// readBufSize is the reader's buffer: big enough for headers and control
+// frames, small because DATA payloads are read straight into their own
+// buffers, and an idle path should cost little.
+const readBufSize = 8 << 10
+
+// ackEvery is how many bytes received on a path call for an ACK at once:
+// at most half the least congestion window a sender allows itself
+// (minCwnd, 256 KiB in older versions), so that a sender at its window
+// learns of room before it runs dry. Fewer bytes wait at most ackDelay:
+// the sender's buffer and its liveness and rate measurements must not
+// wait for more data.
+const (
+	ackEvery = 128 << 10
+	ackDelay = time.Millisecond
+	_        = uint(minCwnd - 2*ackEvery) // fails to build if minCwnd < 2*ackEvery
+)
+
 func (p *path) readLoop() {
 	defer p.exit()
-	br := bufio.NewReaderSize(p.conn, 64<<10)
+	fr := wire.NewReader(p.conn, readBufSize)
+	// Payloads of at least half a pooled buffer go in one, so the buffer
+	// pins at most twice the bytes it carries. The reader may use the room
+	// past the payload.
+	var rb *reorder.Buf
+	alloc := func(n int) []byte {
+		if n < reorder.BufSize/2 {
+			return make([]byte, n)
+		}
+		rb = reorder.GetBuf()
+		return rb.Bytes()[:n]
+	}
 	for {
-		f, err := wire.ReadFrame(br, alloc)
+		f, err := fr.ReadFrame(alloc)
 		s := p.s
 		s.mu.Lock()
 		if err != nil {
 			if errors.Is(err, io.EOF) && (s.finished || s.err != nil) {
 				err = nil
 			}
+			if p.ackTimer != nil {
+				p.ackTimer.Stop()
+			}
 			p.fail(err)
 			s.mu.Unlock()
 			return
 		}
-		if herr := p.handle(f); herr != nil {
+		if herr := p.handle(f, rb); herr != nil {
 			s.resetLocked(herr.code, herr.msg, true)
 		}
-		// Acknowledge whenever the reader has caught up with the socket,
-		// so that no data waits for the next 64 KiB to be acknowledged.
-		if br.Buffered() == 0 && p.rcvd > p.rcvdAcked && !p.ackDue {
-			p.ackDue = true
-			signal(p.wake)
+		if rb != nil {
+			rb.Release() // the reorder buffer holds its own references
+			rb = nil
 		}
 		s.mu.Unlock()
 	}
 }
 
-func alloc(n int) []byte { return make([]byte, n) }
+// ackSoon makes sure received bytes are acknowledged: at once if many are
+// waiting, else within ackDelay. Called with s.mu held.
+func (p *path) ackSoon(n uint64) {
+	if p.ackDue {
+		return
+	}
+	unacked := p.rcvd - p.rcvdAcked
+	if unacked >= ackEvery {
+		p.ackDue = true
+		signal(p.wake)
+		if p.ackArmed && p.ackTimer.Stop() {
+			p.ackArmed = false // the ACK covers every byte so far
+		}
+		return
+	}
+	if unacked == n {
+		p.ackBy = time.Now().Add(ackDelay)
+	}
+	if p.ackArmed {
+		return
+	}
+	p.ackArmed = true
+	if p.ackTimer == nil {
+		p.ackTimer = time.AfterFunc(time.Until(p.ackBy), p.ackTimeout)
+	} else {
+		p.ackTimer.Reset(time.Until(p.ackBy))
+	}
+}
+
+func (p *path) ackTimeout() {
+	s := p.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.ackArmed = false
+	if p.dead || p.ackDue || p.rcvd == p.rcvdAcked {
+		return
+	}
+	if wait := time.Until(p.ackBy); wait > 0 {
+		// An ACK went out since; newer bytes came after it.
+		p.ackArmed = true
+		p.ackTimer.Reset(wait)
+		return
+	}
+	p.ackDue = true
+	signal(p.wake)
+}
 
 type protoErr struct {
 	code uint16
 	msg  string
 }
 
-// handle applies one frame from the peer. Called with s.mu held.
-func (p *path) handle(f wire.Frame) *protoErr {
+// handle applies one frame from the peer; a DATA payload lies in rb if it
+// is not nil. Called with s.mu held.
+func (p *path) handle(f wire.Frame, rb *reorder.Buf) *protoErr {
 	s := p.s
 	switch f.Type {
 	case wire.TypeData:
@@ -232,17 +310,14 @@ func (p *path) handle(f wire.Frame) *protoErr {
 			// New bytes nobody will read; copies of old ones are normal.
 			return &protoErr{wire.RstClosed, "data after close"}
 		}
-		got, err := s.recv.Insert(f.Seq, f.Payload)
+		got, err := s.recv.Insert(f.Seq, f.Payload, rb)
 		if err != nil {
 			return &protoErr{wire.RstWindow, err.Error()}
 		}
 		if got > 0 {
 			signal(s.readable)
 		}
-		if p.rcvd-p.rcvdAcked >= 64<<10 {
-			p.ackDue = true
-			signal(p.wake)
-		}
+		p.ackSoon(n)
 		if s.peerFin {
 			s.checkFinished()
 		}
@@ -263,7 +338,11 @@ func (p *path) handle(f wire.Frame) *protoErr {
 			s.finAcked = true
 			s.checkFinished()
 		}
-		signal(s.writable)
+		// A writer waiting for room is woken once there is a fair amount,
+		// not for every ACK: it then reads and queues several chunks at once.
+		if s.cfg.SendBuffer-s.send.buffered() >= s.cfg.SendBuffer/8 {
+			signal(s.writable)
+		}
 		s.wakeAll()
 	case wire.TypeFin:
 		if (s.peerFin && f.Seq != s.peerFinSeq) || f.Seq < s.recv.HeldEnd() || f.Seq > s.recv.Limit() {
@@ -319,6 +398,7 @@ func (p *path) writeLoop() {
 			p.watch(true)
 			_, err := writeBuffers(p.conn, bufs)
 			p.watch(false)
+			quickAck(p.conn)
 			s.mu.Lock()
 			for i, c := range writing {
 				s.send.written(c)

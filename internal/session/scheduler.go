@@ -36,7 +36,10 @@ func (s *Session) nextChunk(p *path) *chunk {
 	}
 	now := time.Now()
 	mine := p.weight(p.est.arrival(inflight+uint64(len(c.data))), now)
-	backlog := s.send.backlog()
+	// Only what the peer's window lets out counts: while this chunk is on
+	// its way, the others can deliver no more than the receiver can hold
+	// ahead of it.
+	backlog := min(s.send.backlog(), s.peerLimit-c.seq)
 	for _, q := range s.paths {
 		if q != p && q.usable() && clearlySooner(q.weight(q.est.arrival(q.sent-q.delivered+backlog), now), mine) {
 			return nil

@@ -141,6 +141,7 @@ func (b *sendBuf) ack(upto uint64) {
 	for j < len(b.retrans) && b.retrans[j].end() <= upto {
 		j++
 	}
+	clear(b.retrans[:j]) // the backing array must not keep freed chunks alive
 	b.retrans = b.retrans[j:]
 }
 
@@ -190,6 +191,7 @@ func (b *sendBuf) popRetrans() *chunk {
 		return nil
 	}
 	c := b.retrans[0]
+	b.retrans[0] = nil
 	b.retrans = b.retrans[1:]
 	return c
 }

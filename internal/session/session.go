@@ -195,6 +195,17 @@ func (s *Session) wakeAll() {
 	}
 }
 
+// wakeSenders wakes the writers that may take new data. One whose window
+// is full waits for an ACK, which wakes it: waking it now would only cost a
+// futile round of its loop, for every chunk written.
+func (s *Session) wakeSenders() {
+	for _, p := range s.paths {
+		if p.sent-p.delivered < p.est.cwnd() {
+			signal(p.wake)
+		}
+	}
+}
+
 // Read reads the next bytes of the peer's stream.
 func (s *Session) Read(b []byte) (int, error) {
 	if len(b) == 0 {
@@ -265,7 +276,7 @@ func (s *Session) Write(b []byte) (int, error) {
 			s.send.append(b[:n], s.cfg.ChunkSize)
 			b = b[n:]
 			total += n
-			s.wakeAll()
+			s.wakeSenders()
 			s.mu.Unlock()
 			continue
 		}
@@ -334,7 +345,7 @@ func (s *Session) ReadFrom(r io.Reader) (int64, error) {
 			if s.send.push(buf, n, s.cfg.ChunkSize) {
 				buf = nil // the chunk owns it now
 			}
-			s.wakeAll()
+			s.wakeSenders()
 			s.mu.Unlock()
 			total += int64(n)
 		}
@@ -350,14 +361,34 @@ func (s *Session) ReadFrom(r io.Reader) (int64, error) {
 // WriteTo writes the peer's stream to w until EOF, handing w the received
 // chunks themselves (io.Copy uses it, which saves a copy of every byte).
 func (s *Session) WriteTo(w io.Writer) (int64, error) {
-	var total int64
+	var (
+		total  int64
+		bufs   [][]byte
+		owners []*reorder.Buf // the pooled buffers bufs lie in
+	)
+	// release gives back the buffers of the last write. Called with s.mu held.
+	release := func() {
+		for _, o := range owners {
+			o.Release()
+		}
+		clear(owners)
+		owners = owners[:0]
+	}
+	defer func() {
+		s.mu.Lock()
+		release()
+		s.mu.Unlock()
+	}()
 	for {
 		s.mu.Lock()
-		bufs := net.Buffers(s.recv.Take(1 << 20))
+		release()
+		bufs, owners = s.recv.Take(1<<20, bufs[:0], owners)
 		if len(bufs) > 0 {
 			s.maybeUpdateWindow()
 			s.mu.Unlock()
-			n, err := bufs.WriteTo(w)
+			nb := net.Buffers(bufs)
+			n, err := nb.WriteTo(w)
+			clear(bufs)
 			total += n
 			if err != nil {
 				return total, err

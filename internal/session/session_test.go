@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -352,4 +353,67 @@ func TestSilentPath(t *testing.T) {
 	b.CloseWrite()
 	silent.Close() // a silent link never closes by itself
 	closeBoth(t, a, b)
+}
+
+// randReads yields data in reads of random sizes, from one byte to more
+// than a slab.
+type randReads struct {
+	data []byte
+	r    *mrand.Rand
+}
+
+func (x *randReads) Read(p []byte) (int, error) {
+	if len(x.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(x.data), []int{1, 100, 5000, 20000, 70000, 1 << 20}[x.r.IntN(6)])
+	copy(p, x.data[:n])
+	x.data = x.data[n:]
+	return n, nil
+}
+
+// smallWrites takes what it is given in small writes.
+type smallWrites struct{ w io.Writer }
+
+func (x smallWrites) Write(p []byte) (int, error) {
+	for off := 0; off < len(p); off += 3000 {
+		x.w.Write(p[off:min(len(p), off+3000)])
+	}
+	return len(p), nil
+}
+
+// ReadFrom and WriteTo, which hand chunks over without copying them, move
+// the bytes intact; under -race, pooled buffers are overwritten when freed,
+// so one freed too soon shows here.
+func TestReadFromWriteTo(t *testing.T) {
+	for _, paths := range []int{1, 3} {
+		t.Run(fmt.Sprint(paths, "paths"), func(t *testing.T) {
+			a, b, _, _ := connected(t, paths, Config{})
+			data := randomBytes(t, 24<<20)
+			errs := make(chan error, 1)
+			go func() {
+				_, err := a.ReadFrom(&randReads{data, mrand.New(mrand.NewPCG(1, uint64(paths)))})
+				if err == nil {
+					err = a.CloseWrite()
+				}
+				errs <- err
+			}()
+			h := sha256.New()
+			var w io.Writer = h
+			if paths == 3 {
+				w = smallWrites{h}
+			}
+			if _, err := b.WriteTo(w); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+			if [32]byte(h.Sum(nil)) != sha256.Sum256(data) {
+				t.Fatal("bytes differ")
+			}
+			b.CloseWrite()
+			closeBoth(t, a, b)
+		})
+	}
 }

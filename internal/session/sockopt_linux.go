@@ -10,6 +10,10 @@ import (
 // carries the next chunk.
 const tcpNotsentLowat = 25
 
+// lowWater is the most unsent bytes the kernel queues: a writer's whole
+// batch, so that a fast path's writes seldom stop halfway to wait for room.
+const lowWater = maxBatch
+
 func setLowWater(c net.Conn) {
 	// A TCP conn, or a secure channel over one.
 	sc, ok := c.(syscall.Conn)
@@ -21,6 +25,25 @@ func setLowWater(c net.Conn) {
 		return
 	}
 	raw.Control(func(fd uintptr) {
-		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpNotsentLowat, 128<<10)
+		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpNotsentLowat, lowWater)
+	})
+}
+
+// quickAck asks the kernel to acknowledge at once again. A path's
+// receiver also sends (ACK and PONG frames), so after each of its writes
+// Linux takes the connection for an interactive one and holds its TCP ACKs
+// back to ride on the next frame; the sender's ACK clock then slows down,
+// and with it BBR's estimate of the path (the default on these kernels).
+func quickAck(c net.Conn) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	raw.Control(func(fd uintptr) {
+		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
 	})
 }

@@ -5,3 +5,5 @@ package session
 import "net"
 
 func setLowWater(net.Conn) {}
+
+func quickAck(net.Conn) {}

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -117,67 +116,153 @@ func AppendPing(b []byte, typ byte, ts uint64) []byte {
 	return binary.BigEndian.AppendUint64(b, ts)
 }
 
+// Reader reads frames through a small buffer of its own. DATA payloads
+// are read straight into the buffers alloc gives; when such a buffer has
+// room past the payload, the same read takes what follows too (the next
+// frame's header, as a rule), which saves a system call per frame.
+type Reader struct {
+	rd   io.Reader
+	buf  []byte
+	r, w int // buf[r:w] is read and not yet used
+	err  error
+}
+
+// NewReader returns a Reader with a buffer of size bytes (at least what a
+// control frame needs).
+func NewReader(rd io.Reader, size int) *Reader {
+	return &Reader{rd: rd, buf: make([]byte, max(size, HeaderLen+maxControl))}
+}
+
+// Buffered is how many bytes were read from the connection and not used.
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+// fill reads until n bytes (at most len(r.buf)) are buffered.
+func (r *Reader) fill(n int) error {
+	if r.w-r.r >= n {
+		return nil
+	}
+	if len(r.buf)-r.r < n {
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	}
+	for empty := 0; r.w-r.r < n; {
+		if r.err != nil {
+			return r.err
+		}
+		k, err := r.rd.Read(r.buf[r.w:])
+		r.w += k
+		r.err = err
+		if k > 0 {
+			empty = 0
+		} else if empty++; empty >= 100 && err == nil {
+			r.err = io.ErrNoProgress
+		}
+	}
+	return nil
+}
+
+// readFull fills p, buffered bytes first. Past len(p), up to cap(p), it
+// reads what the connection has at hand and keeps it in r.buf.
+func (r *Reader) readFull(p []byte) error {
+	c := copy(p, r.buf[r.r:r.w])
+	r.r += c
+	if c == len(p) {
+		return nil
+	}
+	r.r, r.w = 0, 0 // empty: p took everything
+	room := p[:min(cap(p), len(p)+len(r.buf))]
+	for empty := 0; c < len(p); {
+		if r.err != nil {
+			return r.err
+		}
+		k, err := r.rd.Read(room[c:])
+		c += k
+		r.err = err
+		if k > 0 {
+			empty = 0
+		} else if empty++; empty >= 100 && err == nil {
+			r.err = io.ErrNoProgress
+		}
+	}
+	r.w = copy(r.buf, room[len(p):c])
+	return nil
+}
+
+// discard drops n bytes.
+func (r *Reader) discard(n int) error {
+	for n > 0 {
+		if r.r == r.w {
+			if err := r.fill(1); err != nil {
+				return err
+			}
+		}
+		k := min(n, r.w-r.r)
+		r.r += k
+		n -= k
+	}
+	return nil
+}
+
 // ReadFrame reads one frame. DATA payloads are read into a buffer from
-// alloc(n); DATAGRAM bodies and RST messages are newly allocated; other
-// bodies use scratch space and must be used before the next call. Frames
-// of unknown type are skipped.
-func ReadFrame(r *bufio.Reader, alloc func(n int) []byte) (Frame, error) {
+// alloc(n), which returns n bytes, and may have spare capacity for the
+// reader to use; DATAGRAM bodies and RST messages are newly allocated.
+// Frames of unknown type are skipped.
+func (r *Reader) ReadFrame(alloc func(n int) []byte) (Frame, error) {
 	for {
-		hdr, err := r.Peek(HeaderLen)
-		if err != nil {
-			if err == io.EOF && len(hdr) > 0 {
+		if err := r.fill(HeaderLen); err != nil {
+			if err == io.EOF && r.w > r.r {
 				err = io.ErrUnexpectedEOF
 			}
 			return Frame{}, err
 		}
+		hdr := r.buf[r.r : r.r+HeaderLen]
 		f := Frame{Type: hdr[0], Flags: hdr[1]}
 		n := int(binary.BigEndian.Uint16(hdr[2:]))
-		r.Discard(HeaderLen)
-		if f.Type == TypeDatagram {
+		r.r += HeaderLen
+		switch {
+		case f.Type == TypeDatagram:
 			if n < 4 {
 				return f, fmt.Errorf("%w: DATAGRAM of %d bytes", ErrFrame, n)
 			}
-			var id [4]byte
-			if _, err := io.ReadFull(r, id[:]); err != nil {
+			if err := r.fill(4); err != nil {
 				return f, unexpected(err)
 			}
-			f.Seq = uint64(binary.BigEndian.Uint32(id[:]))
+			f.Seq = uint64(binary.BigEndian.Uint32(r.buf[r.r:]))
+			r.r += 4
 			// Not from alloc: a datagram is handed to the application,
 			// which keeps it, and should hold no more than its size.
 			f.Payload = make([]byte, n-4)
-			if _, err := io.ReadFull(r, f.Payload); err != nil {
+			if err := r.readFull(f.Payload); err != nil {
 				return f, unexpected(err)
 			}
 			return f, nil
-		}
-		if f.Type == TypeData {
+		case f.Type == TypeData:
 			if n <= 8 {
 				return f, fmt.Errorf("%w: DATA of %d bytes", ErrFrame, n)
 			}
-			var seq [8]byte
-			if _, err := io.ReadFull(r, seq[:]); err != nil {
+			if err := r.fill(8); err != nil {
 				return f, unexpected(err)
 			}
-			f.Seq = binary.BigEndian.Uint64(seq[:])
-			f.Payload = alloc(n - 8)
-			if _, err := io.ReadFull(r, f.Payload); err != nil {
+			f.Seq = binary.BigEndian.Uint64(r.buf[r.r:])
+			r.r += 8
+			p := alloc(n - 8)
+			if err := r.readFull(p); err != nil {
 				return f, unexpected(err)
 			}
+			f.Payload = p[:len(p):len(p)]
 			return f, nil
-		}
-		if !known(f.Type) {
-			if _, err := r.Discard(n); err != nil {
+		case !known(f.Type):
+			if err := r.discard(n); err != nil {
 				return f, unexpected(err)
 			}
 			continue
-		}
-		if n > maxControl {
+		case n > maxControl:
 			return f, fmt.Errorf("%w: type 0x%02x of %d bytes", ErrFrame, f.Type, n)
 		}
-		body, err := r.Peek(n)
-		if err != nil {
+		if err := r.fill(n); err != nil {
 			return f, unexpected(err)
 		}
+		body := r.buf[r.r : r.r+n]
 		switch f.Type {
 		case TypeAck:
 			if n < 20 {
@@ -203,13 +288,13 @@ func ReadFrame(r *bufio.Reader, alloc func(n int) []byte) (Frame, error) {
 			}
 			f.TS = binary.BigEndian.Uint64(body)
 		}
-		r.Discard(n)
+		r.r += n
 		return f, nil
 	}
 }
 
 // maxControl bounds the body of a non-DATA frame; longer bodies leave room
-// for fields added later while fitting any bufio.Reader of default size.
+// for fields added later while fitting a Reader's buffer.
 const maxControl = 1024
 
 func known(t byte) bool {
