@@ -15,18 +15,7 @@ const tcpNotsentLowat = 25
 const lowWater = maxBatch
 
 func setLowWater(c net.Conn) {
-	// A TCP conn, or a secure channel over one.
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	raw.Control(func(fd uintptr) {
-		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpNotsentLowat, lowWater)
-	})
+	setInt(c, tcpNotsentLowat, lowWater)
 }
 
 // quickAck asks the kernel to acknowledge at once again. A path's
@@ -35,6 +24,12 @@ func setLowWater(c net.Conn) {
 // back to ride on the next frame; the sender's ACK clock then slows down,
 // and with it BBR's estimate of the path (the default on these kernels).
 func quickAck(c net.Conn) {
+	setInt(c, syscall.TCP_QUICKACK, 1)
+}
+
+// setInt sets a TCP option on a TCP conn, or on the one under a secure
+// channel; other conns are left alone.
+func setInt(c net.Conn, opt, value int) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return
@@ -44,6 +39,6 @@ func quickAck(c net.Conn) {
 		return
 	}
 	raw.Control(func(fd uintptr) {
-		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
+		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, opt, value)
 	})
 }
