@@ -57,11 +57,21 @@ type mptpLab struct {
 	source, server, client *proc
 }
 
-// startMptp starts the source, the mptp server and an mptp client whose
-// actors are the lab's links, with extra top-level config on the client.
-func startMptp(o *opts, l *lab, clientExtra string) (*mptpLab, error) {
-	m := &mptpLab{lab: l}
-	var err error
+// startMptp builds a lab of links and starts in it the source, the mptp
+// server and an mptp client whose actors are the links, with extra
+// top-level config on the client. On an error it leaves nothing behind.
+func startMptp(o *opts, links []link, clientExtra string) (m *mptpLab, err error) {
+	l, err := newLab(o, links)
+	if err != nil {
+		return nil, err
+	}
+	m = &mptpLab{lab: l}
+	defer func() {
+		if err != nil {
+			m.close()
+			m = nil
+		}
+	}()
 	if m.source, err = start("source", l.srv, o.self, "source", "-mptcp", "-listen", sourceAddr); err != nil {
 		return m, err
 	}
@@ -121,15 +131,12 @@ func writeConf(o *opts, name, text string) string {
 // aggregate measures one link set: each link alone, kernel MPTCP and mptp,
 // in turn, o.runs times.
 func aggregate(o *opts, links []link) ([]Row, error) {
-	l, err := newLab(o, links)
+	m, err := startMptp(o, links, "")
 	if err != nil {
 		return nil, err
 	}
-	m, err := startMptp(o, l, "")
 	defer m.close()
-	if err != nil {
-		return nil, err
-	}
+	l := m.lab
 	name := l.String() + " Mbit/s"
 	secs := fmt.Sprint(o.seconds)
 	single := make([][]float64, len(links))

@@ -80,16 +80,13 @@ func plotCase(o *opts) ([]Row, error) {
 		phase = 2 * time.Second
 	}
 	total := 4 * phase
-	l, err := newLab(o, []link{{Mbit: 40}, {Mbit: 20}})
-	if err != nil {
-		return nil, err
-	}
-	m, err := startMptp(o, l, fmt.Sprintf(`
+	m, err := startMptp(o, []link{{Mbit: 40}, {Mbit: 20}}, fmt.Sprintf(`
   "api": {"address": "127.0.0.1", "port": %d},`, apiPort))
-	defer m.close()
 	if err != nil {
 		return nil, err
 	}
+	defer m.close()
+	l := m.lab
 	sampler, err := start("sampler", l.cli, o.self, "sample", "-url", fmt.Sprintf("http://127.0.0.1:%d/api/status", apiPort),
 		"-every", "250ms", "-seconds", fmt.Sprint(total.Seconds()))
 	if err != nil {

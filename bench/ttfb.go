@@ -25,15 +25,12 @@ func ttfbCase(o *opts) ([]Row, error) {
 	if o.smoke {
 		n = 10
 	}
-	l, err := newLab(o, []link{{Mbit: 40, DelayMs: 5}, {Mbit: 40, DelayMs: 5}})
+	m, err := startMptp(o, []link{{Mbit: 40, DelayMs: 5}, {Mbit: 40, DelayMs: 5}}, "")
 	if err != nil {
 		return nil, err
 	}
-	m, err := startMptp(o, l, "")
 	defer m.close()
-	if err != nil {
-		return nil, err
-	}
+	l := m.lab
 	danted, err := startDanted(o, l.srv, fmt.Sprintf("%s:%d", serviceAddr, dantedPort), "198.18.0.0/15")
 	if err != nil {
 		return nil, err
