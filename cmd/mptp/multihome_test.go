@@ -32,7 +32,7 @@ const (
 	mptpPort    = 3001         // mptp server, in srv
 	webPort     = 8080         // web target, in srv
 	socksPort   = 1086         // mptp client, on cli's 127.0.0.1
-	blobSize    = 16 << 20
+	blobSize    = 32 << 20
 	// linkRate is each link's shaped rate. Kept well below what a loaded
 	// 2-core machine can source, so that the links, not the web target,
 	// are the bottleneck, and the download is not app-limited (then one
@@ -123,8 +123,12 @@ func testMultihomedDownload(t *testing.T, cli, srv string, settings func(labLink
 		delta := after[i] - before[i]
 		t.Logf("%s (%s) received %d bytes during the download: %.1f%% of the %d-byte blob (rx_bytes %d -> %d)",
 			l.dev, l.cliAddr, delta, 100*float64(delta)/blobSize, blobSize, before[i], after[i])
-		if delta < blobSize/4 {
-			t.Errorf("%s received %d bytes during the download, want at least 25%% of the blob (%d)", l.dev, delta, blobSize/4)
+		// Each link's share depends on its TCP's ramp (the benchmark lab
+		// measures how much of the sum a session gets); what this test
+		// checks is that each actor takes its own link and carries a real
+		// part of the session, where a broken one carries next to nothing.
+		if delta < blobSize/6 {
+			t.Errorf("%s received %d bytes during the download, want at least a sixth of the blob (%d)", l.dev, delta, blobSize/6)
 		}
 	}
 }
