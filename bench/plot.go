@@ -109,7 +109,7 @@ func plotCase(o *opts) ([]Row, error) {
 	<-dl.done
 	<-sampler.done
 	var res fetchResult
-	if err := json.Unmarshal(dl.log.Bytes(), &res); err != nil || dl.cmd.ProcessState.ExitCode() != 0 {
+	if err := json.Unmarshal([]byte(dl.log.String()), &res); err != nil || dl.cmd.ProcessState.ExitCode() != 0 {
 		return nil, fmt.Errorf("the download through a failing path failed: %s (client log: %s)", dl.log, m.client.log)
 	}
 	samples, err := readSamples(sampler.log.String())

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -59,14 +60,14 @@ func sh(ns string, lines ...string) error {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *outputBuf
 	done chan struct{}
 }
 
 // start runs argv in ns in the background; its output is kept for errors.
 func start(name, ns string, argv ...string) (*proc, error) {
 	argv = inNetns(ns, argv...)
-	p := &proc{name: name, cmd: command(argv[0], argv[1:]...), log: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: command(argv[0], argv[1:]...), log: &outputBuf{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, err)
@@ -163,4 +164,25 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+// outputBuf keeps a process's output while the harness reads it.
+type outputBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *outputBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b.Len() > 1<<20 { // keep the start: it says what went wrong
+		return len(p), nil
+	}
+	return b.b.Write(p)
+}
+
+func (b *outputBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(b.b.String())
 }

@@ -704,7 +704,7 @@ func (t *scaleTarget) close() {
 type scaleDantedProc struct {
 	addr string
 	cmd  *exec.Cmd
-	log  *scaleBuf
+	log  *outputBuf
 	done chan struct{}
 }
 
@@ -728,7 +728,7 @@ func startScaleDanted(o *opts) (*scaleDantedProc, error) {
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	d := &scaleDantedProc{addr: addr, log: &scaleBuf{}, done: make(chan struct{})}
+	d := &scaleDantedProc{addr: addr, log: &outputBuf{}, done: make(chan struct{})}
 	d.cmd = command(scaleDanted, "-f", conf, "-N", "1", "-p", filepath.Join(dir, "danted.pid"))
 	// Its own process group: danted forks, and stop ends the whole tree.
 	d.cmd.SysProcAttr.Setpgid = true
@@ -884,27 +884,6 @@ func scaleNofileNow() uint64 {
 	var l syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
 	return l.Cur
-}
-
-// scaleBuf is a bytes.Buffer safe for a process's output and a reader.
-type scaleBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *scaleBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 64<<10 { // keep the start: it says what went wrong
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-func (b *scaleBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.b.String())
 }
 
 // The roles answer commands, one a line on standard input, with one
@@ -1064,13 +1043,13 @@ type scaleProc struct {
 	cmd   *exec.Cmd
 	in    io.WriteCloser
 	lines chan string
-	log   *scaleBuf
+	log   *outputBuf
 	done  chan struct{}
 }
 
 func startScaleProc(o *opts, role string, args ...string) (*scaleProc, error) {
 	p := &scaleProc{name: role, cmd: command(o.self, append([]string{role}, args...)...),
-		lines: make(chan string, 16), log: &scaleBuf{}, done: make(chan struct{})}
+		lines: make(chan string, 16), log: &outputBuf{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.log
 	var err error
 	if p.in, err = p.cmd.StdinPipe(); err != nil {
