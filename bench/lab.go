@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // The aggregation lab: two hosts in network namespaces, cli and srv,
@@ -190,4 +192,46 @@ func (l *lab) String() string {
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, "+")
+}
+
+// quiet waits until the links carry (almost) nothing. A connection the last
+// measurement closed can go on sending what its socket still holds: kernel
+// MPTCP's subflows drain for seconds after the close, and would share the
+// links with the next contender.
+func (l *lab) quiet() error {
+	const (
+		every = 250 * time.Millisecond
+		idle  = 4 << 10 // bytes per interval: pings, not data
+	)
+	last := int64(-1)
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(every) {
+		n, err := l.sent()
+		if err != nil {
+			return err
+		}
+		if last >= 0 && n-last < idle {
+			return nil
+		}
+		last = n
+	}
+	return fmt.Errorf("lab %s: the links are still busy after 15 s", l)
+}
+
+// sent is how many bytes the links' qdiscs have sent so far, both ways.
+func (l *lab) sent() (int64, error) {
+	var n int64
+	for _, ns := range []string{l.cli, l.srv} {
+		out, err := run(ns, "tc", "-s", "qdisc", "show")
+		if err != nil {
+			return 0, err
+		}
+		for _, f := range strings.Split(out, "\n") {
+			f = strings.TrimSpace(f)
+			if v, ok := strings.CutPrefix(f, "Sent "); ok {
+				b, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+				n += b
+			}
+		}
+	}
+	return n, nil
 }
