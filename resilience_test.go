@@ -88,6 +88,14 @@ func (d *resDialer) dial(ctx context.Context, network, addr string) (net.Conn, e
 	}
 	fc := faultnet.Wrap(c)
 	d.mu.Lock()
+	if d.down {
+		// It went down while this dial was on its way: cut() has not
+		// seen this conn, so it must not be used.
+		d.refused++
+		d.mu.Unlock()
+		c.Close()
+		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+	}
 	d.conns = append(d.conns, fc)
 	d.mu.Unlock()
 	if d.onConn != nil {
