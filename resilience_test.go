@@ -70,13 +70,9 @@ type resDialer struct {
 }
 
 func (d *resDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d.mu.Lock()
-	if d.down {
-		d.refused++
-		d.mu.Unlock()
-		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+	if err := d.refuse(network); err != nil {
+		return nil, err
 	}
-	d.mu.Unlock()
 	next := d.next
 	if next == nil {
 		var nd net.Dialer
@@ -94,7 +90,7 @@ func (d *resDialer) dial(ctx context.Context, network, addr string) (net.Conn, e
 		d.refused++
 		d.mu.Unlock()
 		c.Close()
-		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+		return nil, refused(network)
 	}
 	d.conns = append(d.conns, fc)
 	d.mu.Unlock()
@@ -102,6 +98,21 @@ func (d *resDialer) dial(ctx context.Context, network, addr string) (net.Conn, e
 		d.onConn(fc)
 	}
 	return fc, nil
+}
+
+// refuse counts and returns a refusal if the dialer is down.
+func (d *resDialer) refuse(network string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.down {
+		return nil
+	}
+	d.refused++
+	return refused(network)
+}
+
+func refused(network string) error {
+	return &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
 }
 
 // last is the newest sub-connection, nil if none.

@@ -141,27 +141,20 @@ func aggregate(o *opts, links []link) ([]Row, error) {
 	secs := fmt.Sprint(o.seconds)
 	single := make([][]float64, len(links))
 	var kernel, mp []float64
-	// Each contender starts on quiet links.
-	measure := func(args ...string) (fetchResult, error) {
-		if err := l.quiet(); err != nil {
-			return fetchResult{}, err
-		}
-		return fetch(o, l.cli, args...)
-	}
 	for r := 0; r < o.runs; r++ {
 		for k := range links {
-			res, err := measure("-target", sourceAddr, "-bind", cliAddr(k+1), "-seconds", secs)
+			res, err := l.fetch(o, "-target", sourceAddr, "-bind", cliAddr(k+1), "-seconds", secs)
 			if err != nil {
 				return nil, fmt.Errorf("%s: link %d alone: %w", name, k+1, err)
 			}
 			single[k] = append(single[k], res.Mbps)
 		}
-		res, err := measure("-target", sourceAddr, "-bind", cliAddr(1), "-mptcp", "-seconds", secs)
+		res, err := l.fetch(o, "-target", sourceAddr, "-bind", cliAddr(1), "-mptcp", "-seconds", secs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: kernel MPTCP: %w", name, err)
 		}
 		kernel = append(kernel, res.Mbps)
-		res, err = measure("-target", sourceAddr, "-socks", fmt.Sprintf("127.0.0.1:%d", socksPort), "-seconds", secs)
+		res, err = l.fetch(o, "-target", sourceAddr, "-socks", fmt.Sprintf("127.0.0.1:%d", socksPort), "-seconds", secs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: mptp: %w (client log: %s)", name, err, m.client.log)
 		}

@@ -194,6 +194,15 @@ func (l *lab) String() string {
 	return strings.Join(parts, "+")
 }
 
+// fetch runs the fetch role in cli once the links are quiet, so that each
+// contender has them to itself.
+func (l *lab) fetch(o *opts, args ...string) (fetchResult, error) {
+	if err := l.quiet(); err != nil {
+		return fetchResult{}, err
+	}
+	return fetch(o, l.cli, args...)
+}
+
 // quiet waits until the links carry (almost) nothing. A connection the last
 // measurement closed can go on sending what its socket still holds: kernel
 // MPTCP's subflows drain for seconds after the close, and would share the

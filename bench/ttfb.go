@@ -48,10 +48,7 @@ func ttfbCase(o *opts) ([]Row, error) {
 	got := map[string][]float64{}
 	for r := 0; r < o.runs; r++ {
 		for _, c := range contenders {
-			if err := l.quiet(); err != nil {
-				return nil, err
-			}
-			res, err := fetch(o, l.cli, append([]string{"-target", sourceAddr, "-ttfb", fmt.Sprint(n)}, c.args...)...)
+			res, err := l.fetch(o, append([]string{"-target", sourceAddr, "-ttfb", fmt.Sprint(n)}, c.args...)...)
 			if err != nil {
 				return nil, fmt.Errorf("ttfb %s: %w", c.what, err)
 			}
