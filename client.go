@@ -197,6 +197,8 @@ type dial struct {
 	token   []byte        // from the OPEN's reply: JOINs show it
 	attempt chan struct{} // an OPEN in progress; closed when it ends
 	failed  int           // paths whose first attempt failed before the session opened
+	trying  int           // primary (not backup) paths still on their first attempt
+	tried   chan struct{} // closed and replaced whenever trying drops
 	sess    *session.Session
 	openErr error
 	opened  chan struct{} // closed once sess or openErr is set
@@ -204,6 +206,12 @@ type dial struct {
 }
 
 func (d *dial) run(ctx context.Context) (net.Conn, error) {
+	d.tried = make(chan struct{})
+	for _, p := range d.c.Paths {
+		if !p.Backup {
+			d.trying++
+		}
+	}
 	for i := range d.c.Paths {
 		go d.keep(ctx, d.c.Paths[i])
 	}
@@ -248,16 +256,19 @@ func (d *dial) keep(ctx context.Context, p Path) {
 	backoff := 100 * time.Millisecond
 	first := true
 	for {
+		var h session.Path
 		conn, err := d.connect(ctx, p)
 		if err == nil {
-			h, err2 := d.attach(conn, p)
-			err = err2
+			h, err = d.attach(conn, p)
+		}
+		if first && !p.Backup {
+			d.primaryTried()
+		}
+		if err == nil {
+			backoff = 100 * time.Millisecond
+			err = watch(conn, h)
 			if err == nil {
-				backoff = 100 * time.Millisecond
-				err = watch(conn, h)
-				if err == nil {
-					return // the session finished cleanly
-				}
+				return // the session finished cleanly
 			}
 		}
 		if first {
@@ -351,13 +362,47 @@ func (d *dial) connect(ctx context.Context, p Path) (net.Conn, error) {
 	return d.c.secure(conn, p)
 }
 
+// primaryTried records that a primary path's first attempt ended.
+func (d *dial) primaryTried() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.trying--
+	close(d.tried)
+	d.tried = make(chan struct{})
+}
+
+// backupHold is the longest a backup path holds back the OPEN for a
+// primary path still connecting.
+const backupHold = time.Second
+
 // attach performs the handshake on conn: OPEN if no session exists and no
 // other path is opening one, JOIN otherwise (after the OPEN succeeded).
+// A backup path leaves the OPEN to a primary path still on its first
+// attempt, for up to backupHold: the path that opens carries the first
+// data, and a backup should carry none while a primary works.
 func (d *dial) attach(conn net.Conn, p Path) (session.Path, error) {
+	var hold <-chan time.Time
+	held := !p.Backup
 	for {
 		d.mu.Lock()
 		sess, open := d.sess, d.sess == nil && d.attempt == nil
-		attempt := d.attempt
+		attempt, tried := d.attempt, d.tried
+		if open && !held && d.trying > 0 {
+			d.mu.Unlock()
+			if hold == nil {
+				hold = time.After(min(backupHold, d.c.handshakeTimeout()))
+			}
+			select {
+			case <-tried:
+			case <-d.opened:
+			case <-hold:
+				held = true
+			case <-d.stop:
+				conn.Close()
+				return session.Path{}, errSessionOver
+			}
+			continue
+		}
 		select {
 		case <-d.opened:
 			if sess == nil { // the dial failed for good

@@ -517,8 +517,14 @@ func TestCloseWithSessionWaitingForAccept(t *testing.T) {
 // A backup path carries nothing while the primary works, in either
 // direction, and everything once the primary goes silent.
 func TestBackupPath(t *testing.T) {
+	var log resLog
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(log.String())
+		}
+	})
 	echo := echoServer(t)
-	addr := startServer(t, &Server{})
+	addr := startServer(t, &Server{Logger: log.logger().With("side", "server")})
 	var primary *faultnet.Conn
 	var mu sync.Mutex
 	dialPrimary := func(ctx context.Context, network, a string) (net.Conn, error) {
@@ -533,6 +539,7 @@ func TestBackupPath(t *testing.T) {
 		return primary, nil
 	}
 	c := client(addr, Path{Name: "primary", Dial: dialPrimary}, Path{Name: "backup", Backup: true})
+	c.Logger = log.logger().With("side", "client")
 	conn, err := c.Dial("tcp", echo)
 	if err != nil {
 		t.Fatal(err)
@@ -554,7 +561,7 @@ func TestBackupPath(t *testing.T) {
 		backup := c.Stats()[1]
 		if half == 0 {
 			if backup.BytesSent != 0 || backup.BytesReceived != 0 {
-				t.Fatalf("backup carried %d bytes up and %d down while the primary worked", backup.BytesSent, backup.BytesReceived)
+				t.Fatalf("backup carried %d bytes up and %d down while the primary worked (primary stalls %d)", backup.BytesSent, backup.BytesReceived, c.Stats()[0].Stalls)
 			}
 			mu.Lock()
 			primary.Silence()
@@ -566,6 +573,48 @@ func TestBackupPath(t *testing.T) {
 	mu.Lock()
 	primary.Close()
 	mu.Unlock()
+}
+
+// A backup path that connects before the primary leaves the OPEN to it:
+// the path that opens carries the first data, and a backup should carry
+// none while a primary works.
+func TestBackupLeavesOpenToPrimary(t *testing.T) {
+	tg := newTarget(t, 1<<20)
+	addr := startServer(t, &Server{})
+	late := func(ctx context.Context, network, a string) (net.Conn, error) {
+		time.Sleep(100 * time.Millisecond)
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}
+	c := client(addr, Path{Name: "primary", Dial: late}, Path{Name: "backup", Backup: true})
+	conn, err := c.Dial("tcp", tg.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	transfer(t, conn, tg, 1<<20, nil)
+	if b := c.Stats()[1]; b.BytesSent != 0 || b.BytesReceived != 0 {
+		t.Fatalf("backup carried %d bytes up and %d down while the primary worked", b.BytesSent, b.BytesReceived)
+	}
+}
+
+// A primary that never connects holds a backup back only briefly: the
+// backup opens the session and carries it.
+func TestBackupOpensWhenPrimaryHangs(t *testing.T) {
+	tg := newTarget(t, 1<<20)
+	addr := startServer(t, &Server{})
+	hang := func(ctx context.Context, network, a string) (net.Conn, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	c := client(addr, Path{Name: "primary", Dial: hang}, Path{Name: "backup", Backup: true})
+	conn, err := c.Dial("tcp", tg.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	transfer(t, conn, tg, 1<<20, nil)
+	if b := c.Stats()[1]; b.BytesSent == 0 || b.BytesReceived == 0 {
+		t.Fatalf("backup carried %d bytes up and %d down with no primary", b.BytesSent, b.BytesReceived)
+	}
 }
 
 // echoServer echoes each connection until EOF.

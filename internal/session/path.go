@@ -427,21 +427,13 @@ func (p *path) writeLoop() {
 	}
 }
 
-// shutdown ends the path once the session is over: after an RST, at once;
-// after a clean finish, by half-closing and letting the reader see the
-// peer do the same, so that no byte in flight is cut by a TCP reset.
+// shutdown ends the path once the session is over by half-closing and
+// letting the reader see the peer do the same, so that no byte in flight,
+// the RST frame of a reset least of all, is cut by a TCP reset (closing a
+// socket with unread bytes sends one, and the peer loses what it has not
+// read yet). A peer that never closes is cut by cutPathsAfter.
 func (p *path) shutdown() {
 	s := p.s
-	s.mu.Lock()
-	reset := s.err != nil
-	s.mu.Unlock()
-	if reset {
-		p.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		s.mu.Lock()
-		p.fail(nil)
-		s.mu.Unlock()
-		return
-	}
 	if cw, ok := p.conn.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 		return

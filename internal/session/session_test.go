@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/mptp/mptp/internal/wire"
 	"io"
 	mrand "math/rand/v2"
 	"net"
@@ -223,6 +224,59 @@ func TestResetReachesPeer(t *testing.T) {
 	<-a.Done()
 	<-b.Done()
 }
+
+// A reset reaches a peer whose bytes this end has not read yet: closing
+// a socket on unread bytes makes the kernel answer with a TCP reset, and
+// the peer could lose the RST frame. So the path half-closes after the RST
+// and the peer reads it, then a clean EOF.
+func TestResetReachesPeerWithUnreadBytes(t *testing.T) {
+	left, right := tcpPairs(t, 1)
+	gate := make(chan struct{})
+	a := New(Config{})
+	if _, err := a.AddPath(gatedConn{left[0], gate}, PathConfig{Name: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	var pings []byte
+	for i := range 100 {
+		pings = wire.AppendPing(pings, wire.TypePing, uint64(i))
+	}
+	if _, err := right[0].Write(pings); err != nil { // a reads none of them yet
+		t.Fatal(err)
+	}
+	a.Reset(7, "bye")
+	fr := wire.NewReader(right[0], 4096)
+	for {
+		f, err := fr.ReadFrame(func(n int) []byte { return make([]byte, n) })
+		if err != nil {
+			t.Fatalf("peer read %v before the RST", err)
+		}
+		if f.Type == wire.TypeRst {
+			if f.Code != 7 || string(f.Payload) != "bye" {
+				t.Fatalf("RST %d %q", f.Code, f.Payload)
+			}
+			break
+		}
+	}
+	if _, err := fr.ReadFrame(nil); err != io.EOF {
+		t.Fatalf("after the RST the peer read %v, want EOF", err)
+	}
+	right[0].Close()
+	close(gate)
+	<-a.Done()
+}
+
+// gatedConn holds every Read until gate is closed.
+type gatedConn struct {
+	net.Conn
+	gate chan struct{}
+}
+
+func (c gatedConn) Read(p []byte) (int, error) {
+	<-c.gate
+	return c.Conn.Read(p)
+}
+
+func (c gatedConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
 
 func TestCloseWithUnreadDataResets(t *testing.T) {
 	a, b, _, _ := connected(t, 1, Config{})
