@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mptp/mptp/internal/faultnet"
@@ -153,4 +155,52 @@ func sinkServer(b *testing.B) string {
 	}()
 	b.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
+}
+
+// BenchmarkManyEchoes runs many sessions at once, each echoing 64 KiB
+// blocks (the scale group's busy case, in one process for pprof), against
+// plain TCP to the same echo server in the same run.
+func BenchmarkManyEchoes(b *testing.B) {
+	const sessions, block = 500, 64 << 10
+	echo := echoServer(b)
+	addr := startServer(b, &Server{Limits: Limits{MaxMemory: 1 << 40}})
+	c := &Client{Server: addr, Paths: []Path{{Name: "p0"}}}
+	dials := map[string]func() (net.Conn, error){
+		"tcp":  func() (net.Conn, error) { return net.Dial("tcp", echo) },
+		"mptp": func() (net.Conn, error) { return c.Dial("tcp", echo) },
+	}
+	for _, name := range []string{"tcp", "mptp"} {
+		b.Run(name, func(b *testing.B) {
+			conns := make([]net.Conn, sessions)
+			for i := range conns {
+				conn, err := dials[name]()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer conn.Close()
+				conns[i] = conn
+			}
+			b.SetBytes(block)
+			b.ResetTimer()
+			var left atomic.Int64
+			left.Store(int64(b.N))
+			var wg sync.WaitGroup
+			for _, conn := range conns {
+				wg.Go(func() {
+					buf := make([]byte, block)
+					for left.Add(-1) >= 0 {
+						if _, err := conn.Write(buf); err != nil {
+							b.Error(err)
+							return
+						}
+						if _, err := io.ReadFull(conn, buf); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
 }

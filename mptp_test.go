@@ -618,7 +618,7 @@ func TestBackupOpensWhenPrimaryHangs(t *testing.T) {
 }
 
 // echoServer echoes each connection until EOF.
-func echoServer(t *testing.T) string {
+func echoServer(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -79,6 +79,7 @@ func (p *path) checkLiveness(now time.Time) time.Time {
 func (p *path) markStale(now time.Time) {
 	s := p.s
 	p.stale, p.staleSince = true, now
+	p.rttAt = time.Time{} // a sample across the silence is no RTT
 	p.ctr.Stalls++
 	p.trouble.add(now)
 	// What it carries goes out again elsewhere, if there is an elsewhere:

@@ -46,6 +46,10 @@ type path struct {
 	pongTS          uint64
 	lastPing        time.Time
 	lastPong        time.Time
+	// An RTT sample in flight: the time of a DATA write, and the path's
+	// sent count after it, which the peer's ACK must reach.
+	rttAt   time.Time
+	rttMark uint64
 	rescueAt        time.Time // when a chunk on another path becomes overdue
 	checkAt         time.Time // when liveness is due to be checked again
 	writing         bool      // the writer is inside a write call
@@ -330,9 +334,14 @@ func (p *path) handle(f wire.Frame, rb *reorder.Buf) *protoErr {
 			s.peerLimit = lim
 		}
 		if f.PathRcvd > p.delivered {
+			now := time.Now()
 			p.est.delivered(f.PathRcvd - p.delivered)
 			p.delivered = f.PathRcvd
-			p.progressed(time.Now())
+			if !p.rttAt.IsZero() && p.delivered >= p.rttMark {
+				p.est.rtt(now.Sub(p.rttAt))
+				p.rttAt = time.Time{}
+			}
+			p.progressed(now)
 		}
 		if f.Flags&wire.FlagFinAcked != 0 && s.finReq && f.Ack == s.send.end {
 			s.finAcked = true
@@ -398,11 +407,17 @@ func (p *path) writeLoop() {
 			p.watch(true)
 			_, err := writeBuffers(p.conn, bufs)
 			p.watch(false)
-			quickAck(p.conn)
+			if len(writing) == 0 {
+				// Only control frames: this end mostly receives here.
+				quickAck(p.conn)
+			}
 			s.mu.Lock()
 			for i, c := range writing {
 				s.send.written(c)
 				writing[i] = nil
+			}
+			if len(writing) > 0 && p.rttAt.IsZero() {
+				p.rttAt, p.rttMark = time.Now(), p.sent
 			}
 			if err != nil {
 				p.fail(err)
@@ -528,11 +543,12 @@ func (p *path) collect(hdr []byte, bufs net.Buffers, writing []*chunk) ([]byte, 
 	return hdr, bufs, writing
 }
 
-// pingInterval is short while the path carries data, so that its minimum
-// RTT, which the scheduler compares, is learned within a few round trips,
-// and while it is stale, so that its revival is seen at once.
+// pingInterval is short while the path is stale, so that its revival is
+// seen at once, and while it carries data with no RTT measured yet. Once
+// measured, the ACKs of its DATA give RTT samples (rttMark), and a PING
+// per round trip on every busy path would cost a write and a PONG each.
 func (p *path) pingInterval() time.Duration {
-	if p.sent == p.delivered && !p.stale {
+	if !p.stale && (p.est.measured || p.sent == p.delivered) {
 		return p.s.cfg.PingInterval
 	}
 	return max(10*time.Millisecond, min(p.s.cfg.PingInterval, p.est.srtt, p.s.cfg.StaleFloor/2))

@@ -58,9 +58,17 @@ func (b *sendBuf) append(p []byte, chunkSize int) {
 			continue
 		}
 		n := min(chunkSize, len(p))
-		data := make([]byte, n, max(n, min(chunkSize, 4096)))
-		copy(data, p)
-		b.chunks = append(b.chunks, &chunk{seq: b.end, data: data})
+		c := &chunk{seq: b.end}
+		if n >= chunkSize/4 && chunkSize == wire.MaxPayload {
+			// Large writes go into pooled buffers: a busy session would
+			// otherwise leave a chunk of garbage per write.
+			c.pooled = chunkPool.Get().(*[]byte)
+			c.data = (*c.pooled)[:n]
+		} else {
+			c.data = make([]byte, n, max(n, min(chunkSize, 4096)))
+		}
+		copy(c.data, p)
+		b.chunks = append(b.chunks, c)
 		b.end += uint64(n)
 		p = p[n:]
 	}

@@ -23,6 +23,9 @@ func setLowWater(c net.Conn) {
 // Linux takes the connection for an interactive one and holds its TCP ACKs
 // back to ride on the next frame; the sender's ACK clock then slows down,
 // and with it BBR's estimate of the path (the default on these kernels).
+// It is a system call, so it follows only writes of control frames: after
+// a write of DATA, the peer's frames coming back are control frames, and
+// their TCP ACKs clock nothing.
 func quickAck(c net.Conn) {
 	setInt(c, syscall.TCP_QUICKACK, 1)
 }
