@@ -48,12 +48,12 @@ type path struct {
 	lastPong        time.Time
 	// An RTT sample in flight: the time of a DATA write, and the path's
 	// sent count after it, which the peer's ACK must reach.
-	rttAt   time.Time
-	rttMark uint64
-	rescueAt        time.Time // when a chunk on another path becomes overdue
-	checkAt         time.Time // when liveness is due to be checked again
-	writing         bool      // the writer is inside a write call
-	watchdog        *time.Timer
+	rttAt    time.Time
+	rttMark  uint64
+	rescueAt time.Time // when a chunk on another path becomes overdue
+	checkAt  time.Time // when liveness is due to be checked again
+	writing  bool      // the writer is inside a write call
+	watchdog *time.Timer
 
 	// Liveness (liveness.go).
 	waitingSince time.Time // when the path began to owe something
