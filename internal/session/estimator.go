@@ -3,13 +3,15 @@ package session
 import "time"
 
 // estimator tracks what one path can do: its round-trip time (from
-// PING/PONG, so it includes the queue in front of new data) and its
-// delivery rate (from the peer's per-path received counts).
+// PING/PONG and from the ACKs of its DATA, so it includes the queue in
+// front of new data) and its delivery rate (from the peer's per-path
+// received counts).
 type estimator struct {
 	srtt, rttvar time.Duration
 	minRTT       time.Duration
 	minRTTAt     time.Time
 	measured     bool
+	rttSamples   int
 
 	rate      float64 // bytes per second: the best recent sample; 0 unknown
 	samples   [8]float64
@@ -48,6 +50,7 @@ func (e *estimator) init(rtt time.Duration) {
 
 // rtt folds in a sample the way RFC 6298 smooths TCP's.
 func (e *estimator) rtt(sample time.Duration) {
+	e.rttSamples++
 	if !e.measured {
 		e.srtt, e.rttvar, e.minRTT, e.measured = sample, sample/2, sample, true
 		e.minRTTAt = time.Now()

@@ -46,6 +46,7 @@ type path struct {
 	pongTS          uint64
 	lastPing        time.Time
 	lastPong        time.Time
+	pings           int // PINGs sent
 	// An RTT sample in flight: the time of a DATA write, and the path's
 	// sent count after it, which the peer's ACK must reach.
 	rttAt    time.Time
@@ -488,6 +489,7 @@ func (p *path) collect(hdr []byte, bufs net.Buffers, writing []*chunk) ([]byte, 
 		hdr = wire.AppendPing(hdr, wire.TypePing, uint64(now.Sub(s.start)))
 		add(start)
 		p.lastPing = now
+		p.pings++
 	}
 	if p.ackDue {
 		var flags byte

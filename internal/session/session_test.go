@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -297,6 +298,26 @@ func TestCloseWithUnreadDataResets(t *testing.T) {
 	}
 	<-a.Done()
 	<-b.Done()
+}
+
+// A busy path learns its RTT from the ACKs of its DATA, not from a PING
+// per round trip: a bulk transfer takes many samples with few PINGs.
+func TestRTTFromAcks(t *testing.T) {
+	a, b, _, _ := connected(t, 1, Config{})
+	data := randomBytes(t, 32<<20)
+	go a.Write(data)
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(b, got); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: %v (or the bytes differ)", err)
+	}
+	a.mu.Lock()
+	p := a.paths[0]
+	pings, samples := p.pings, p.est.rttSamples
+	a.mu.Unlock()
+	if pings > 5 || samples < 2*pings+10 {
+		t.Fatalf("%d PINGs sent and %d RTT samples taken over 32 MiB", pings, samples)
+	}
+	closeBoth(t, a, b)
 }
 
 func TestDeadline(t *testing.T) {
