@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/mptp/mptp/internal/wire"
 	"io"
 	mrand "math/rand/v2"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mptp/mptp/internal/faultnet"
+	"github.com/mptp/mptp/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
