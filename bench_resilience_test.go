@@ -111,6 +111,7 @@ func BenchmarkResilienceStall(b *testing.B) {
 func resEchoGap(b *testing.B, addr, echo string, fail bool) time.Duration {
 	ds := []*resDialer{{}, {}}
 	c := &Client{Server: addr, Paths: resPaths(ds...)}
+	defer c.Close()
 	conn, err := c.Dial("tcp", echo)
 	if err != nil {
 		b.Fatal(err)
@@ -280,6 +281,7 @@ func resRevive(b *testing.B, addr, sink string, got <-chan int64, resume bool) t
 		return h, nil
 	}
 	c := &Client{Server: addr, Paths: []Path{{Name: "steady"}, {Name: "revived", Dial: holdDial}}}
+	defer c.Close()
 	conn, err := c.Dial("tcp", sink)
 	if err != nil {
 		b.Fatal(err)
@@ -396,6 +398,7 @@ func resFlapUpload(b *testing.B, addr, sink string, got <-chan int64, size int, 
 		{Name: "steady", Dial: throttled(&resDialer{})},
 		{Name: "flap", Dial: throttled(flapper)},
 	}}
+	defer c.Close()
 	data := make([]byte, size)
 	start := time.Now()
 	conn, err := c.Dial("tcp", sink)

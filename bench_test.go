@@ -77,6 +77,7 @@ func downloads(b *testing.B, src string, size, paths int, o Options) {
 	addr := startServer(b, &Server{Options: o})
 	b.SetBytes(int64(size))
 	c := &Client{Server: addr, Options: o}
+	defer c.Close()
 	for i := 0; i < paths; i++ {
 		c.Paths = append(c.Paths, Path{Name: fmt.Sprint("p", i)})
 	}
@@ -118,6 +119,7 @@ func BenchmarkSlowPath(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(size)
 			c := &Client{Server: addr, Paths: tc.paths}
+			defer c.Close()
 			for i := 0; i < b.N; i++ {
 				conn, err := c.Dial("tcp", sink)
 				if err != nil {
@@ -165,6 +167,7 @@ func BenchmarkManyEchoes(b *testing.B) {
 	echo := echoServer(b)
 	addr := startServer(b, &Server{Limits: Limits{MaxMemory: 1 << 40}})
 	c := &Client{Server: addr, Paths: []Path{{Name: "p0"}}}
+	defer c.Close()
 	dials := map[string]func() (net.Conn, error){
 		"tcp":  func() (net.Conn, error) { return net.Dial("tcp", echo) },
 		"mptp": func() (net.Conn, error) { return c.Dial("tcp", echo) },

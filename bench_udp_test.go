@@ -74,7 +74,7 @@ func BenchmarkUDPUnderLoad(b *testing.B) {
 	sink, got := resBenchSink(b)
 	addr := startServer(b, &Server{})
 	links := []*sharedLink{{rate: 10e6}, {rate: 10e6}}
-	c := client(addr, Path{Name: "a", Dial: links[0].dial}, Path{Name: "b", Dial: links[1].dial})
+	c := client(b, addr, Path{Name: "a", Dial: links[0].dial}, Path{Name: "b", Dial: links[1].dial})
 
 	rtts := func(pc *PacketConn, n int, during func() bool) []float64 {
 		var out []float64

@@ -50,6 +50,17 @@ type Client struct {
 	live  map[*session.Session]struct{}
 	ended map[string]*PathStats
 	obs   observer // for Status (stats.go)
+
+	// The tunnel (client_tunnel.go), guarded by mu.
+	tun    *clientTunnel
+	closed bool
+	warm   bool // Start or Warm was called: keep a tunnel open
+	// noTunnels is set once the server refused a tunnel as an unknown
+	// command: it predates them, and gets a session per connection.
+	noTunnels bool
+	ctx       context.Context // canceled by Close
+	cancel    context.CancelFunc
+	tunnels   sync.WaitGroup // runTunnel goroutines
 }
 
 // PathStats are one path's totals over a Client's sessions.
@@ -146,17 +157,23 @@ func (c *Client) Dial(network, target string) (net.Conn, error) {
 	return c.DialContext(context.Background(), network, target)
 }
 
-// DialContext opens a session to target ("host:port") through the server.
-// It returns once the server has connected the target over the first path
-// that came up; the other paths join as they connect. A refusal by the
-// server is a *failure.Error carrying its reason.
+// DialContext opens a stream to target ("host:port") in the client's
+// tunnel, opening the tunnel first if it is not up (see Start). It returns
+// once the server has connected the target. A refusal by the server is a
+// *failure.Error carrying its reason. Safe for concurrent use.
+//
+// With Version 1 (a Leaf server), every connection is a session of its
+// own, dialed over every path.
 func (c *Client) DialContext(ctx context.Context, network, target string) (net.Conn, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
 		return nil, fmt.Errorf("mptp: network %q not supported", network)
 	}
-	return c.open(ctx, wire.CmdConnect, target)
+	if c.Version == 1 {
+		return c.open(ctx, wire.CmdConnect, target)
+	}
+	return c.openStream(ctx, wire.CmdConnect, target)
 }
 
 // open starts a session of cmd (CONNECT or UDP) over the paths.
@@ -171,9 +188,16 @@ func (c *Client) open(ctx context.Context, cmd byte, target string) (net.Conn, e
 	if c.Version == 1 {
 		return c.dialV1(ctx, cid, cmd, target)
 	}
-	d := &dial{c: c, cid: cid, cmd: cmd, target: target, log: c.logger().With("target", target),
+	return c.newDial(cid, cmd, target).run(ctx)
+}
+
+func (c *Client) newDial(cid [16]byte, cmd byte, target string) *dial {
+	log := c.logger()
+	if cmd != wire.CmdMux {
+		log = log.With("target", target)
+	}
+	return &dial{c: c, cid: cid, cmd: cmd, target: target, log: log,
 		opened: make(chan struct{}), stop: make(chan struct{})}
-	return d.run(ctx)
 }
 
 // newCID returns a random connection ID shaped as a UUID v4, as Leaf's.
@@ -203,6 +227,7 @@ type dial struct {
 	openErr error
 	opened  chan struct{} // closed once sess or openErr is set
 	stop    chan struct{} // closed when opening failed or the session ended
+	keeping sync.WaitGroup
 }
 
 func (d *dial) run(ctx context.Context) (net.Conn, error) {
@@ -213,7 +238,7 @@ func (d *dial) run(ctx context.Context) (net.Conn, error) {
 		}
 	}
 	for i := range d.c.Paths {
-		go d.keep(ctx, d.c.Paths[i])
+		d.keeping.Go(func() { d.keep(ctx, d.c.Paths[i]) })
 	}
 	select {
 	case <-d.opened:
@@ -224,6 +249,9 @@ func (d *dial) run(ctx context.Context) (net.Conn, error) {
 	if d.openErr != nil {
 		return nil, d.openErr
 	}
+	// Counted now, so that a tunnel's streams can be listed with it at
+	// once (stats.go).
+	d.c.obs.begin(d.sess)
 	// Paths stop redialing once the session is over.
 	go func() { // ends with the session
 		d.c.track(d.sess)
@@ -449,11 +477,14 @@ func (d *dial) open(conn net.Conn, p Path) (session.Path, error) {
 	cfg := d.c.sessionConfig()
 	cfg.Logger = d.log
 	cfg.LocalAddr, cfg.RemoteAddr = Addr("client"), Addr(d.target)
+	if d.cmd == wire.CmdMux {
+		cfg.RemoteAddr = Addr("tunnel")
+	}
 	if cfg.RecvWindow <= 0 {
 		cfg.RecvWindow = session.DefaultRecvWindow
 	}
 	ext := p.ext()
-	if d.cmd == wire.CmdUDP && d.c.DatagramCopies {
+	if (d.cmd == wire.CmdUDP || d.cmd == wire.CmdMux) && d.c.DatagramCopies {
 		ext = wire.AppendExt(ext, wire.ExtSessionFlags, []byte{wire.SessionDatagramCopies})
 	}
 	req := &wire.Request{Kind: wire.KindOpen, CID: d.cid, Cmd: d.cmd, Target: d.target, Window: uint32(cfg.RecvWindow), Ext: ext}

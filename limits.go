@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mptp/mptp/internal/leaf"
+	"github.com/mptp/mptp/internal/mux"
 	"github.com/mptp/mptp/internal/session"
 )
 
@@ -19,15 +20,29 @@ type Limits struct {
 	MaxSessions int
 	// MaxMemory bounds the bytes all sessions together may hold for
 	// reordering and retransmission: each session counts its RecvWindow
-	// plus SendBuffer, and an OPEN that would pass the total is refused
-	// as busy. Default 2 GiB.
+	// plus SendBuffer, a tunnel its stream window on top (TunnelMemory),
+	// and an OPEN that would pass the total is refused as busy. Default
+	// 2 GiB. Streams cost no reservation: the tunnel's window bounds what
+	// they hold together.
 	MaxMemory int64
+	// MaxStreams bounds the streams open at once in one tunnel; an open
+	// beyond it is refused at once ("limit=max_streams"). Default 16384.
+	MaxStreams int
+	// StreamRate bounds the streams a tunnel may open per second, with as
+	// many at once; more are refused ("limit=stream_rate"). Default 5000.
+	StreamRate int
+	// MaxTunnelsPerIP bounds the tunnels open at once from one client IP
+	// address. Default 16.
+	MaxTunnelsPerIP int
 }
 
 const (
 	DefaultMaxHandshakes = 1024
 	DefaultMaxSessions   = 1024
 	DefaultMaxMemory     = 2 << 30
+	DefaultMaxStreams    = mux.DefaultMaxStreams
+	DefaultStreamRate    = 5000
+	DefaultMaxTunnels    = 16
 )
 
 // errBusy is track's answer at the handshake limit.
@@ -35,6 +50,11 @@ var errBusy = errors.New("mptp: too many handshakes")
 
 func (l *Limits) maxHandshakes() int { return positive(l.MaxHandshakes, DefaultMaxHandshakes) }
 func (l *Limits) maxSessions() int   { return positive(l.MaxSessions, DefaultMaxSessions) }
+func (l *Limits) maxStreams() int    { return positive(l.MaxStreams, DefaultMaxStreams) }
+func (l *Limits) streamRate() int    { return positive(l.StreamRate, DefaultStreamRate) }
+func (l *Limits) maxTunnelsPerIP() int {
+	return positive(l.MaxTunnelsPerIP, DefaultMaxTunnels)
+}
 
 func (l *Limits) maxMemory() int64 {
 	if l.MaxMemory > 0 {
@@ -56,15 +76,32 @@ func (o *Options) SessionMemory() int64 {
 	return int64(positive(o.RecvWindow, session.DefaultRecvWindow) + positive(o.SendBuffer, session.DefaultSendBuffer))
 }
 
+// TunnelMemory is what one tunnel may hold at most: its session's
+// SessionMemory, the stream bytes received and not yet read (the tunnel's
+// window), and those written and not yet sent (its send buffer).
+func (o *Options) TunnelMemory() int64 {
+	return o.SessionMemory() + mux.DefaultTunnelWindow + mux.TunnelSendBuffer
+}
+
 // roomForSession reports whether one more session, v1 or not, fits the
 // limits. v1 sessions count what a Leaf Conn may hold instead of the
-// windows. Called with s.mu held.
-func (s *Server) roomForSession(v1 bool) bool {
+// windows, tunnels their TunnelMemory. Called with s.mu held.
+func (s *Server) roomForSession(v1, tunnel bool) bool {
 	n := len(s.sessions) + len(s.v1)
-	used := int64(len(s.sessions))*s.SessionMemory() + int64(len(s.v1))*leaf.DefaultMemory
+	used := int64(len(s.v1)) * leaf.DefaultMemory
+	for _, ss := range s.sessions {
+		if ss.tunnel {
+			used += s.TunnelMemory()
+		} else {
+			used += s.SessionMemory()
+		}
+	}
 	need := s.SessionMemory()
-	if v1 {
+	switch {
+	case v1:
 		need = leaf.DefaultMemory
+	case tunnel:
+		need = s.TunnelMemory()
 	}
 	return n < s.maxSessions() && used+need <= s.maxMemory()
 }

@@ -1,12 +1,16 @@
-// Package mptp dials and serves MPTP, the multipath transport: one
+// Package mptp dials and serves MPTP, the multipath transport: a
 // connection's bytes spread over several sub-connections ("paths") to an
 // MPTP server, which puts them back in order and talks to the target.
 //
-// A Client dials through any number of paths, each with its own dialer (a
-// different interface, a relay, ...); the net.Conn it returns survives the
-// loss of any path while at least one remains, or comes back within the
-// grace period. A Server accepts sub-connections, joins them into sessions
-// and either connects each session to its target or hands it to Accept.
+// A Client keeps one tunnel to its server: a session over all its paths,
+// each with its own dialer (a different interface, a relay, ...). Every
+// connection it dials is a stream in that tunnel, with no handshake of its
+// own, spread over every path; the tunnel survives the loss of any path
+// while at least one remains, or comes back within the grace period. A
+// Server accepts sub-connections, joins them into sessions, and connects
+// each stream (or each session of an older client) to its target, or hands
+// it to Accept. Leaf's v1 has no streams: with Version 1, each connection
+// is a session of its own.
 //
 // The wire protocol is specified in docs/PROTOCOL.md.
 package mptp

@@ -116,11 +116,13 @@ func (r *recorder) cut() {
 	}
 }
 
-func client(server string, paths ...Path) *Client {
+func client(t testing.TB, server string, paths ...Path) *Client {
 	if len(paths) == 0 {
 		paths = []Path{{Name: "a"}, {Name: "b"}, {Name: "c"}}
 	}
-	return &Client{Server: server, Paths: paths}
+	c := &Client{Server: server, Paths: paths}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // transfer sends size random bytes to the target through conn while
@@ -164,7 +166,7 @@ func transfer(t *testing.T, conn net.Conn, tg *target, size int, during func(sen
 func TestSixtyFourMiBBothWays(t *testing.T) {
 	tg := newTarget(t, 64<<20)
 	addr := startServer(t, &Server{})
-	conn, err := client(addr).Dial("tcp", tg.addr())
+	conn, err := client(t, addr).Dial("tcp", tg.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,7 @@ func TestSubConnectionsCutMidTransfer(t *testing.T) {
 			for i, r := range recs {
 				paths = append(paths, Path{Name: fmt.Sprint("p", i), Dial: r.dial})
 			}
-			conn, err := client(addr, paths...).Dial("tcp", tg.addr())
+			conn, err := client(t, addr, paths...).Dial("tcp", tg.addr())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +203,7 @@ func TestRefusedTarget(t *testing.T) {
 	dead := ln.Addr().String()
 	ln.Close()
 	addr := startServer(t, &Server{})
-	_, err := client(addr).Dial("tcp", dead)
+	_, err := client(t, addr).Dial("tcp", dead)
 	var fe *failure.Error
 	if !errors.As(err, &fe) || fe.Reason != failure.Refused {
 		t.Fatalf("got %v, want a refusal", err)
@@ -212,7 +214,7 @@ func TestServerDown(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	if _, err := client(dead).Dial("tcp", "127.0.0.1:1"); err == nil {
+	if _, err := client(t, dead).Dial("tcp", "127.0.0.1:1"); err == nil {
 		t.Fatal("dial through a dead server succeeded")
 	}
 }
@@ -220,7 +222,7 @@ func TestServerDown(t *testing.T) {
 func TestConcurrentSessions(t *testing.T) {
 	tg := newTarget(t, 64<<10)
 	addr := startServer(t, &Server{})
-	c := client(addr)
+	c := client(t, addr)
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for i := 0; i < 200; i++ {
@@ -257,7 +259,7 @@ func TestConcurrentSessions(t *testing.T) {
 func TestLeafV1Client(t *testing.T) {
 	tg := newTarget(t, 4<<20)
 	addr := startServer(t, &Server{})
-	c := client(addr)
+	c := client(t, addr)
 	c.Version = 1
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
@@ -281,7 +283,7 @@ func TestAccept(t *testing.T) {
 		c.CloseWrite()
 		c.Close()
 	}()
-	conn, err := client(ln.Addr().String()).Dial("tcp", "echo.invalid:7")
+	conn, err := client(t, ln.Addr().String()).Dial("tcp", "echo.invalid:7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +307,7 @@ func TestAllPathsCutResume(t *testing.T) {
 	for i, r := range recs {
 		paths = append(paths, Path{Name: fmt.Sprint("p", i), Dial: r.dial})
 	}
-	c := client(addr, paths...)
+	c := client(t, addr, paths...)
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -341,6 +343,7 @@ func TestGraceExpiry(t *testing.T) {
 		return rec.dial(ctx, network, a)
 	}
 	c := &Client{Server: addr, Paths: []Path{{Name: "only", Dial: dial}}, Options: Options{Grace: 100 * time.Millisecond}}
+	defer c.Close()
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -431,7 +434,7 @@ func TestRedialAfterDialContextCanceled(t *testing.T) {
 	tg := newTarget(t, 8<<20)
 	addr := startServer(t, &Server{})
 	rec := &recorder{}
-	c := client(addr, Path{Name: "a", Dial: rec.dial})
+	c := client(t, addr, Path{Name: "a", Dial: rec.dial})
 	ctx, cancel := context.WithCancel(context.Background())
 	conn, err := c.DialContext(ctx, "tcp", tg.addr())
 	cancel()
@@ -453,7 +456,7 @@ func TestRefusingActorDoesNotFailSession(t *testing.T) {
 	refusing := func(context.Context, string, string) (net.Conn, error) {
 		return nil, &failure.Error{Reason: failure.NotAllowed, Msg: "407 Proxy Authentication Required"}
 	}
-	c := client(addr, Path{Name: "relay", Dial: refusing}, Path{Name: "direct"})
+	c := client(t, addr, Path{Name: "relay", Dial: refusing}, Path{Name: "direct"})
 	for i := 0; i < 20; i++ {
 		conn, err := c.Dial("tcp", tg.addr())
 		if err != nil {
@@ -481,7 +484,7 @@ func TestOpenerDiesAnotherOpens(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, a)
 	}
-	c := client(addr, Path{Name: "dead", Dial: blackhole}, Path{Name: "good", Dial: slow})
+	c := client(t, addr, Path{Name: "dead", Dial: blackhole}, Path{Name: "good", Dial: slow})
 	c.HandshakeTimeout = 200 * time.Millisecond
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
@@ -499,7 +502,7 @@ func TestCloseWithSessionWaitingForAccept(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
-	conn, err := client(ln.Addr().String()).Dial("tcp", "nobody.invalid:1")
+	conn, err := client(t, ln.Addr().String()).Dial("tcp", "nobody.invalid:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +541,7 @@ func TestBackupPath(t *testing.T) {
 		primary = faultnet.Wrap(c)
 		return primary, nil
 	}
-	c := client(addr, Path{Name: "primary", Dial: dialPrimary}, Path{Name: "backup", Backup: true})
+	c := client(t, addr, Path{Name: "primary", Dial: dialPrimary}, Path{Name: "backup", Backup: true})
 	c.Logger = log.logger().With("side", "client")
 	conn, err := c.Dial("tcp", echo)
 	if err != nil {
@@ -586,7 +589,7 @@ func TestBackupLeavesOpenToPrimary(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, a)
 	}
-	c := client(addr, Path{Name: "primary", Dial: late}, Path{Name: "backup", Backup: true})
+	c := client(t, addr, Path{Name: "primary", Dial: late}, Path{Name: "backup", Backup: true})
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -606,7 +609,7 @@ func TestBackupOpensWhenPrimaryHangs(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	c := client(addr, Path{Name: "primary", Dial: hang}, Path{Name: "backup", Backup: true})
+	c := client(t, addr, Path{Name: "primary", Dial: hang}, Path{Name: "backup", Backup: true})
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
 		t.Fatal(err)

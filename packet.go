@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mptp/mptp/internal/leaf"
+	"github.com/mptp/mptp/internal/mux"
 	"github.com/mptp/mptp/internal/session"
 	"github.com/mptp/mptp/internal/socksaddr"
 	"github.com/mptp/mptp/internal/wire"
@@ -35,14 +36,20 @@ type datagrams interface {
 // headers); larger reads are impossible and larger writes are refused.
 const maxUDP = 65507
 
-// sessionDatagrams carries datagrams as v2 DATAGRAM frames.
-type sessionDatagrams struct {
-	s   *session.Session
+// frameDatagrams carries datagrams as v2 DATAGRAM frames: a session's, or
+// a tunnel stream's (which adds its stream ID).
+type frameDatagrams struct {
+	s interface {
+		SendDatagram(b []byte) error
+		ReadDatagram() ([]byte, error)
+		SetReadDeadline(t time.Time) error
+		Close() error
+	}
 	mu  sync.Mutex
 	buf []byte
 }
 
-func (d *sessionDatagrams) send(addr string, payload []byte) error {
+func (d *frameDatagrams) send(addr string, payload []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	b, err := socksaddr.Append(d.buf[:0], addr)
@@ -54,7 +61,7 @@ func (d *sessionDatagrams) send(addr string, payload []byte) error {
 	return d.s.SendDatagram(b)
 }
 
-func (d *sessionDatagrams) receive() (string, []byte, error) {
+func (d *frameDatagrams) receive() (string, []byte, error) {
 	for {
 		b, err := d.s.ReadDatagram()
 		if err != nil {
@@ -68,8 +75,8 @@ func (d *sessionDatagrams) receive() (string, []byte, error) {
 	}
 }
 
-func (d *sessionDatagrams) SetReadDeadline(t time.Time) error { return d.s.SetReadDeadline(t) }
-func (d *sessionDatagrams) Close() error                      { return d.s.Close() }
+func (d *frameDatagrams) SetReadDeadline(t time.Time) error { return d.s.SetReadDeadline(t) }
+func (d *frameDatagrams) Close() error                      { return d.s.Close() }
 
 // streamDatagrams carries datagrams inside a v1 stream, as Leaf does.
 type streamDatagrams struct {
@@ -125,15 +132,24 @@ type PacketConn struct {
 // behind each other; each goes on the path with the lowest delay (on the
 // two best with Options.DatagramCopies).
 func (c *Client) ListenPacket(ctx context.Context) (*PacketConn, error) {
-	conn, err := c.open(ctx, wire.CmdUDP, "0.0.0.0:0")
+	var conn net.Conn
+	var err error
+	if c.Version == 1 {
+		conn, err = c.open(ctx, wire.CmdUDP, "0.0.0.0:0")
+	} else {
+		conn, err = c.openStream(ctx, wire.CmdUDP, "0.0.0.0:0")
+	}
 	if err != nil {
 		return nil, err
 	}
 	c.obs.udp.Add(1)
 	pc := &PacketConn{conn: conn, closed: sync.OnceFunc(func() { c.obs.udp.Add(-1) })}
-	if s, ok := conn.(*session.Session); ok {
-		pc.d = &sessionDatagrams{s: s}
-	} else {
+	switch c := conn.(type) {
+	case *mux.Stream:
+		pc.d = &frameDatagrams{s: c}
+	case *session.Session: // a server older than tunnels
+		pc.d = &frameDatagrams{s: c}
+	default: // Leaf v1
 		pc.d = newStreamDatagrams(conn)
 	}
 	return pc, nil
@@ -183,7 +199,7 @@ func (c *PacketConn) Close() error {
 	return c.d.Close()
 }
 
-// LocalAddr is the client end of the session.
+// LocalAddr is the client end of the association.
 func (c *PacketConn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 
 func (c *PacketConn) SetDeadline(t time.Time) error {

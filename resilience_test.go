@@ -187,7 +187,7 @@ func TestResilienceSilentPath(t *testing.T) {
 	addr := startServer(t, &Server{})
 	ds := []*resDialer{{}, {}, {}}
 	var log resLog
-	c := client(addr, resPaths(ds...)...)
+	c := client(t, addr, resPaths(ds...)...)
 	c.Logger = log.logger()
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
@@ -316,7 +316,7 @@ func TestResilienceJammedPath(t *testing.T) {
 		return j, nil
 	}
 	var log resLog
-	c := client(addr, Path{Name: "p0"}, Path{Name: "p1", Dial: jamDial}, Path{Name: "p2"})
+	c := client(t, addr, Path{Name: "p0"}, Path{Name: "p1", Dial: jamDial}, Path{Name: "p2"})
 	c.Logger = log.logger()
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
@@ -397,6 +397,7 @@ func TestResilienceRelayKilled(t *testing.T) {
 		{Name: "socks", Dial: socks.DialContext},
 		{Name: "http", Dial: httpRelay.DialContext},
 	}}
+	defer c.Close()
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +465,7 @@ func TestResilienceFlappingPath(t *testing.T) {
 	}}
 	steady := &resDialer{}
 	var log resLog
-	c := client(addr, Path{Name: "steady", Dial: steady.dial}, Path{Name: "flap", Dial: flap.dial})
+	c := client(t, addr, Path{Name: "steady", Dial: steady.dial}, Path{Name: "flap", Dial: flap.dial})
 	c.Logger = log.logger()
 	conn, err := c.Dial("tcp", echo)
 	if err != nil {
@@ -540,7 +541,7 @@ func TestResilienceAllPathsDownWithinGrace(t *testing.T) {
 	addr := startServer(t, &Server{Options: grace})
 	ds := []*resDialer{{}, {}}
 	var log resLog
-	c := client(addr, resPaths(ds...)...)
+	c := client(t, addr, resPaths(ds...)...)
 	c.Options, c.Logger = grace, log.logger()
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
@@ -623,7 +624,7 @@ func testPastGrace(t *testing.T, serverGrace, clientGrace time.Duration) {
 	srv := &Server{Options: Options{Grace: serverGrace}, Logger: srvLog.logger()}
 	addr := resAcceptServer(t, srv)
 	ds := []*resDialer{{}, {}}
-	c := client(addr, resPaths(ds...)...)
+	c := client(t, addr, resPaths(ds...)...)
 	c.Options, c.Logger = Options{Grace: clientGrace}, cliLog.logger()
 	conn, err := c.Dial("tcp", "app.invalid:1")
 	if err != nil {
@@ -698,7 +699,7 @@ func TestResilienceSourceAddressChange(t *testing.T) {
 		nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 		return nd.DialContext(ctx, network, address)
 	}}
-	c := client(addr, Path{Name: "wifi", Dial: d.dial})
+	c := client(t, addr, Path{Name: "wifi", Dial: d.dial})
 	c.Logger = cliLog.logger()
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
@@ -718,7 +719,9 @@ func TestResilienceSourceAddressChange(t *testing.T) {
 	if ws.Joins < 2 {
 		t.Errorf("the path joined %d times, want a rejoin from the new address", ws.Joins)
 	}
-	// The server's "session end" line lists the session's paths by peer.
+	// The server's "session end" line lists the session's paths by peer;
+	// the tunnel's session ends with the client.
+	c.Close()
 	var line string
 	resWaitFor(t, "the server's session end line", func() bool {
 		for l := range strings.Lines(srvLog.String()) {
@@ -752,7 +755,7 @@ func TestResilienceBoundLoopbackAliasKept(t *testing.T) {
 		return nd.DialContext(ctx, network, address)
 	}
 	var log resLog
-	c := client(addr, Path{Name: "plain"}, Path{Name: "alias", Dial: alias})
+	c := client(t, addr, Path{Name: "plain"}, Path{Name: "alias", Dial: alias})
 	c.Logger = log.logger()
 	conn, err := c.Dial("tcp", echo)
 	if err != nil {

@@ -36,7 +36,7 @@ func (c *countingDial) dial(ctx context.Context, network, addr string) (net.Conn
 func TestPasswordSession(t *testing.T) {
 	tg := newTarget(t, 8<<20)
 	addr := startServer(t, &Server{Options: Options{Password: testPassword}})
-	c := client(addr)
+	c := client(t, addr)
 	c.Password = testPassword
 	conn, err := c.Dial("tcp", tg.addr())
 	if err != nil {
@@ -63,7 +63,7 @@ func TestRefusedBeforeDial(t *testing.T) {
 		{"no password", "", "unauthenticated v2 handshake"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := client(addr)
+			c := client(t, addr)
 			c.Password = tc.password
 			_, err := c.Dial("tcp", tg.addr())
 			var fe *failure.Error
@@ -91,7 +91,7 @@ func TestRefusedBeforeDial(t *testing.T) {
 		}
 	})
 	t.Run("v1 client refuses a password", func(t *testing.T) {
-		c := client(addr)
+		c := client(t, addr)
 		c.Version, c.Password = 1, testPassword
 		if _, err := c.Dial("tcp", tg.addr()); err == nil {
 			t.Fatal("v1 with a password dialed")
@@ -106,7 +106,7 @@ func TestPasswordToServerWithout(t *testing.T) {
 	tg := newTarget(t, 1)
 	var dials countingDial
 	addr := startServer(t, &Server{Dial: dials.dial})
-	c := client(addr)
+	c := client(t, addr)
 	c.Password = testPassword
 	_, err := c.Dial("tcp", tg.addr())
 	var fe *failure.Error
@@ -190,7 +190,7 @@ func TestTapSeesNoPlaintext(t *testing.T) {
 		echo := echoServer(t)
 		addr := startServer(t, &Server{Options: Options{Password: password}})
 		tp := newTap(t, addr)
-		c := client(tp.ln.Addr().String())
+		c := client(t, tp.ln.Addr().String())
 		c.Password = password
 		conn, err := c.Dial("tcp", echo)
 		if err != nil {
@@ -229,7 +229,7 @@ func TestJoinNeedsToken(t *testing.T) {
 	srv := &Server{Options: Options{Password: testPassword}}
 	addr := startServer(t, srv)
 	echo := echoServer(t)
-	c := client(addr, Path{Name: "only"})
+	c := client(t, addr, Path{Name: "only"})
 	c.Password = testPassword
 	conn, err := c.Dial("tcp", echo)
 	if err != nil {
@@ -325,7 +325,7 @@ func TestSilentConnections(t *testing.T) {
 		t.Fatalf("%d got data, %d still in handshake", open.Load(), srv.handshaking())
 	}
 	tg := newTarget(t, 1<<20)
-	conn, err := client(addr).Dial("tcp", tg.addr())
+	conn, err := client(t, addr).Dial("tcp", tg.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,11 +365,13 @@ func TestHandshakeLimit(t *testing.T) {
 
 func TestSessionLimits(t *testing.T) {
 	echo := echoServer(t)
-	for _, lim := range []Limits{{MaxSessions: 2}, {MaxMemory: 2 * (1<<20 + 1<<20)}} {
-		addr := startServer(t, &Server{Options: Options{RecvWindow: 1 << 20, SendBuffer: 1 << 20}, Limits: lim})
+	// Each client has one tunnel: two fit, the third is refused.
+	opts := Options{RecvWindow: 1 << 20, SendBuffer: 1 << 20}
+	for _, lim := range []Limits{{MaxSessions: 2}, {MaxMemory: 2 * opts.TunnelMemory()}} {
+		addr := startServer(t, &Server{Options: opts, Limits: lim})
 		var open []net.Conn
 		for i := range 3 {
-			conn, err := client(addr).Dial("tcp", echo)
+			conn, err := client(t, addr).Dial("tcp", echo)
 			if i < 2 {
 				if err != nil {
 					t.Fatalf("%+v: session %d: %v", lim, i, err)
@@ -429,7 +431,7 @@ func TestJunk(t *testing.T) {
 		wg.Wait()
 		t.Logf("password %v: junk answered in %v", password != "", time.Since(start))
 		tg := newTarget(t, 1<<20)
-		c := client(addr)
+		c := client(t, addr)
 		c.Password = password
 		conn, err := c.Dial("tcp", tg.addr())
 		if err != nil {

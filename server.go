@@ -13,6 +13,7 @@ import (
 
 	"github.com/mptp/mptp/internal/failure"
 	"github.com/mptp/mptp/internal/leaf"
+	"github.com/mptp/mptp/internal/mux"
 	"github.com/mptp/mptp/internal/relay"
 	"github.com/mptp/mptp/internal/secure"
 	"github.com/mptp/mptp/internal/session"
@@ -41,10 +42,16 @@ type Server struct {
 	closing  chan struct{} // closed by Close
 	// v1Ended remembers recent v1 sessions: Leaf opens sub-connections
 	// with no answer, and a late one must not start the session again.
-	v1Ended map[[16]byte]time.Time
-	udpByIP map[string]int // live UDP associations per client IP
-	closed  bool
-	wg      sync.WaitGroup
+	v1Ended     map[[16]byte]time.Time
+	udpByIP     perIP // live UDP associations per client IP
+	tunnelsByIP perIP // live tunnels per client IP
+	tunnels     map[*mux.Tunnel]struct{}
+	closed      bool
+	wg          sync.WaitGroup
+
+	// noTunnels refuses tunnels as servers before them did (tests of the
+	// client's fallback).
+	noTunnels bool
 
 	// draining is set by Shutdown: listeners closed, sessions live on.
 	draining bool
@@ -56,6 +63,7 @@ type serverSession struct {
 	sess    *session.Session
 	target  string
 	token   []byte // secure sessions: what a JOIN must show
+	tunnel  bool
 	joining sync.Mutex
 }
 
@@ -69,8 +77,11 @@ type Conn struct {
 // Target is the "host:port" the client asked for.
 func (c *Conn) Target() string { return c.target }
 
-// CloseWrite half-closes the session.
-func (c *Conn) CloseWrite() error { return c.Conn.(*session.Session).CloseWrite() }
+// CloseWrite half-closes the connection: the client reads EOF once it has
+// every byte written before.
+func (c *Conn) CloseWrite() error {
+	return c.Conn.(interface{ CloseWrite() error }).CloseWrite()
+}
 
 var ErrServerClosed = errors.New("mptp: server closed")
 
@@ -89,6 +100,7 @@ func (s *Server) init() {
 		s.accepted = make(chan *Conn)
 		s.closing = make(chan struct{})
 		s.v1Ended = map[[16]byte]time.Time{}
+		s.tunnels = map[*mux.Tunnel]struct{}{}
 	}
 }
 
@@ -260,16 +272,26 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		s.join(conn, req, backup, log)
 		return
 	}
-	udp := req.Cmd == wire.CmdUDP
+	udp, tunnel := req.Cmd == wire.CmdUDP, req.Cmd == wire.CmdMux
 	switch {
 	case udp && s.Dial == nil && s.ListenPacket == nil:
 		s.refuse(conn, byte(failure.CmdUnsupported), "UDP is not served here")
 		return
-	case req.Cmd != wire.CmdConnect && !udp:
-		s.refuse(conn, byte(failure.CmdUnsupported), "only CONNECT and UDP are supported")
+	case req.Cmd != wire.CmdConnect && !udp && (!tunnel || s.noTunnels):
+		s.refuse(conn, byte(failure.CmdUnsupported), "only CONNECT, UDP and tunnels are supported")
 		return
 	}
-	if udp {
+	switch {
+	case tunnel:
+		release, ok := s.tunnelAdmit(conn.RemoteAddr())
+		if !ok {
+			log.Warn("tunnel refused", "limit", "max_tunnels_per_ip", "max", s.maxTunnelsPerIP())
+			s.refuse(conn, wire.StatusBusy, "limit=max_tunnels_per_ip")
+			return
+		}
+		defer release()
+		log = log.With("tunnel", true)
+	case udp:
 		release, ok := s.udpAdmit(conn.RemoteAddr())
 		if !ok {
 			log.Info("udp association refused", "reason", "too many associations from this client")
@@ -278,7 +300,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		}
 		defer release()
 		log = log.With("udp", true)
-	} else {
+	default:
 		log = log.With("target", req.Target)
 	}
 	cfg := s.sessionConfig()
@@ -288,10 +310,13 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	}
 	cfg.Logger = log
 	cfg.LocalAddr, cfg.RemoteAddr = Addr("server"), Addr(req.Target)
+	if tunnel {
+		cfg.RemoteAddr = Addr("tunnel")
+	}
 	sess := session.New(cfg)
 	s.mu.Lock()
 	_, dup := s.sessions[req.CID]
-	if full := !s.roomForSession(false); dup || s.closed || full {
+	if full := !s.roomForSession(false, tunnel); dup || s.closed || full {
 		s.mu.Unlock()
 		sess.Reset(wire.RstClosed, "not opened")
 		switch {
@@ -306,7 +331,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		return
 	}
 	token := s.newJoinToken()
-	s.sessions[req.CID] = &serverSession{sess: sess, target: req.Target, token: token}
+	s.sessions[req.CID] = &serverSession{sess: sess, target: req.Target, token: token, tunnel: tunnel}
 	s.mu.Unlock()
 	forget := func() {
 		s.mu.Lock()
@@ -318,7 +343,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		target net.Conn
 		pc     net.PacketConn
 	)
-	if udp || s.Dial != nil {
+	if udp || (s.Dial != nil && !tunnel) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
 		if udp {
 			pc, err = s.listenPacket(ctx)
@@ -357,10 +382,16 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	start := time.Now()
 	s.obs.begin(sess)
 	defer s.obs.end(sess, peerHost)
+	if tunnel {
+		s.serveTunnel(sess, conn.RemoteAddr(), log)
+		forget()
+		log.Info("session end", "paths", pathSummary(sess.Info()), "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(sess.Err()))
+		return
+	}
 	if udp {
 		s.obs.udp.Add(1)
 		defer s.obs.udp.Add(-1)
-		up, down := s.associate(&sessionDatagrams{s: sess}, pc, log)
+		up, down := s.associate(&frameDatagrams{s: sess}, pc, log)
 		<-sess.Done()
 		forget()
 		log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess.Info()), "duration", time.Since(start).Round(time.Millisecond), "datagrams", sess.DatagramStats())
@@ -471,7 +502,7 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 		return
 	}
 	s.forgetV1(time.Now())
-	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil || !s.roomForSession(true) {
+	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil || !s.roomForSession(true, false) {
 		s.mu.Unlock()
 		conn.Close()
 		return

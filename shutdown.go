@@ -3,6 +3,8 @@ package mptp
 import (
 	"context"
 	"time"
+
+	"github.com/mptp/mptp/internal/mux"
 )
 
 // drainPoll is how often Shutdown looks whether the sessions have ended.
@@ -18,6 +20,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining = true
 	for _, ln := range s.lns {
 		ln.Close()
+	}
+	// Tunnels take no new streams and close once their streams end; the
+	// clients open new tunnels elsewhere.
+	for t := range s.tunnels {
+		t.Drain(mux.RstShutdown, "server draining")
 	}
 	s.mu.Unlock()
 	tick := time.NewTicker(drainPoll)

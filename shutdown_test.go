@@ -14,7 +14,7 @@ func TestShutdown(t *testing.T) {
 	srv := &Server{}
 	addr := startServer(t, srv)
 	tg := newTarget(t, 1<<20)
-	conn, err := client(addr).Dial("tcp", tg.addr())
+	conn, err := client(t, addr).Dial("tcp", tg.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestShutdownCuts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	conn, err := client(addr).Dial("tcp", held.Addr().String())
+	conn, err := client(t, addr).Dial("tcp", held.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

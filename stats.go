@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mptp/mptp/internal/failure"
+	"github.com/mptp/mptp/internal/mux"
 	"github.com/mptp/mptp/internal/session"
 	"github.com/mptp/mptp/internal/wire"
 )
@@ -22,11 +23,23 @@ type Status struct {
 	Refusals map[string]uint64
 	// UDPAssociations is the number of UDP associations open.
 	UDPAssociations int64
+	// Streams counts the connections carried in tunnels.
+	Streams StreamStatus
 	// Paths are the totals of each path over all sessions, ended and live:
 	// by actor tag on a Client (in the order of Client.Paths), by peer IP
 	// address on a Server (sorted).
 	Paths    []PathStatus
 	Sessions []SessionStatus // the live ones, oldest first
+}
+
+// StreamStatus counts streams: open now, opened since the start, and
+// (a Server's only) refused, by the limit that refused them
+// ("max_streams", "stream_rate", "draining") or the target's answer
+// ("connection_refused", "host_unreachable", ...).
+type StreamStatus struct {
+	Open    int64
+	Total   uint64
+	Refused map[string]uint64
 }
 
 // PathStatus is a path's totals and its state now.
@@ -49,7 +62,22 @@ type SessionStatus struct {
 	// side, and received in order from the other.
 	Sent, Received uint64
 	Paths          []PathStatus // sorted by name
+	// A tunnel's streams: how many are open, and the oldest of them (at
+	// most maxStreamList).
+	StreamsOpen int
+	Streams     []StreamInfo
 }
+
+// StreamInfo is one open stream of a tunnel.
+type StreamInfo struct {
+	ID     uint32
+	Target string
+	// Sent and Received count the stream's bytes.
+	Sent, Received uint64
+}
+
+// maxStreamList bounds the streams Status lists per tunnel.
+const maxStreamList = 100
 
 // maxPeerStats bounds the peers a Server keeps totals for; the paths of
 // further peers are counted as one, named "other".
@@ -59,6 +87,9 @@ const maxPeerStats = 256
 type observer struct {
 	// udp is the number of UDP associations open, for the UDP work to move.
 	udp atomic.Int64
+	// streams open and opened in all.
+	streams      atomic.Int64
+	streamsTotal atomic.Uint64
 
 	mu       sync.Mutex
 	nextID   uint64
@@ -66,6 +97,39 @@ type observer struct {
 	v1       int                         // live v1 sessions (no path detail)
 	ended    map[string]*PathStats       // totals of ended sessions' paths, by key
 	refusals map[string]uint64
+	// streamRefusals counts streams refused at a limit, by its name.
+	streamRefusals map[string]uint64
+	// tunnels maps a tunnel's session to the tunnel, for its streams.
+	tunnels map[*session.Session]*mux.Tunnel
+}
+
+// tunnel records that sess carries t, until sess ends.
+func (o *observer) tunnel(sess *session.Session, t *mux.Tunnel) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, live := o.live[sess]; !live {
+		return // it ended already
+	}
+	if o.tunnels == nil {
+		o.tunnels = map[*session.Session]*mux.Tunnel{}
+	}
+	o.tunnels[sess] = t
+}
+
+func (o *observer) streamBegin() {
+	o.streams.Add(1)
+	o.streamsTotal.Add(1)
+}
+
+func (o *observer) streamEnd() { o.streams.Add(-1) }
+
+func (o *observer) streamRefused(limit string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.streamRefusals == nil {
+		o.streamRefusals = map[string]uint64{}
+	}
+	o.streamRefusals[limit]++
 }
 
 func (o *observer) begin(s *session.Session) {
@@ -84,6 +148,7 @@ func (o *observer) end(s *session.Session, key func(string) string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.live, s)
+	delete(o.tunnels, s)
 	if o.ended == nil {
 		o.ended = map[string]*PathStats{}
 	}
@@ -135,12 +200,17 @@ func (o *observer) status(key func(string) string) Status {
 	type liveSession struct {
 		s  *session.Session
 		id uint64
+		t  *mux.Tunnel
 	}
 	o.mu.Lock()
 	st := Status{SessionsOpen: len(o.live) + o.v1, SessionsTotal: o.nextID, UDPAssociations: o.udp.Load(),
-		Refusals: map[string]uint64{}}
+		Refusals: map[string]uint64{},
+		Streams:  StreamStatus{Open: o.streams.Load(), Total: o.streamsTotal.Load(), Refused: map[string]uint64{}}}
 	for r, n := range o.refusals {
 		st.Refusals[r] = n
+	}
+	for r, n := range o.streamRefusals {
+		st.Streams.Refused[r] = n
 	}
 	paths := map[string]*PathStatus{}
 	for k, ps := range o.ended {
@@ -148,7 +218,7 @@ func (o *observer) status(key func(string) string) Status {
 	}
 	live := make([]liveSession, 0, len(o.live))
 	for s, id := range o.live {
-		live = append(live, liveSession{s, id})
+		live = append(live, liveSession{s, id, o.tunnels[s]})
 	}
 	o.mu.Unlock()
 
@@ -158,6 +228,12 @@ func (o *observer) status(key func(string) string) Status {
 		info := l.s.Info()
 		ss := SessionStatus{ID: l.id, Target: l.s.RemoteAddr().String(), Started: info.Started,
 			Sent: info.Written, Received: info.Read}
+		if l.t != nil {
+			ss.StreamsOpen = l.t.Stats().Open
+			for _, si := range l.t.StreamList(maxStreamList) {
+				ss.Streams = append(ss.Streams, StreamInfo(si))
+			}
+		}
 		for _, p := range info.Paths {
 			one := pathStatus(p)
 			ss.Paths = append(ss.Paths, one)
@@ -250,9 +326,8 @@ func peerHost(name string) string {
 }
 
 // sessionStarted and sessionEnded log a client session, in the shape of
-// the server's lines, and count it in Status.
+// the server's lines; dial.run counts it in Status before it returns it.
 func (c *Client) sessionStarted(s *session.Session) {
-	c.obs.begin(s)
 	var up []string
 	for _, p := range s.Info().Paths {
 		if p.Live {

@@ -61,23 +61,7 @@ func (o *UDPOptions) listenPacket(ctx context.Context) (net.PacketConn, error) {
 
 // udpAdmit counts an association for client's IP, or refuses it.
 func (s *Server) udpAdmit(client net.Addr) (release func(), ok bool) {
-	ip := hostOf(client)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.udpByIP == nil {
-		s.udpByIP = map[string]int{}
-	}
-	if s.udpByIP[ip] >= s.maxUDPPerClient() {
-		return nil, false
-	}
-	s.udpByIP[ip]++
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.udpByIP[ip]--; s.udpByIP[ip] <= 0 {
-			delete(s.udpByIP, ip)
-		}
-	}, true
+	return s.admitPerIP(&s.udpByIP, client, s.maxUDPPerClient())
 }
 
 func tooLarge(err error) bool {

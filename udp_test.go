@@ -52,9 +52,9 @@ func TestUDPEcho(t *testing.T) {
 		secure  bool
 	}{{"v2", 2, false, false}, {"v2-copies", 2, true, false}, {"v1", 1, false, false}, {"v2-secure", 2, true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := client(addr)
+			c := client(t, addr)
 			if tc.secure {
-				c = client(secureAddr)
+				c = client(t, secureAddr)
 				c.Password = testPassword
 			}
 			c.Version, c.DatagramCopies = tc.version, tc.copies
@@ -84,7 +84,7 @@ func TestUDPEcho(t *testing.T) {
 func TestUDPHostName(t *testing.T) {
 	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	addr := startServer(t, &Server{})
-	pc, err := client(addr).ListenPacket(context.Background())
+	pc, err := client(t, addr).ListenPacket(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestUDPHostName(t *testing.T) {
 func TestUDPManyAssociations(t *testing.T) {
 	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	addr := startServer(t, &Server{})
-	c := client(addr)
+	c := client(t, addr)
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -129,7 +129,7 @@ func TestUDPAssociationEnds(t *testing.T) {
 	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	srv := &Server{UDPOptions: UDPOptions{MaxUDPPerClient: 1}}
 	addr := startServer(t, srv)
-	c := client(addr)
+	c := client(t, addr)
 	for i := range 3 {
 		pc, err := c.ListenPacket(context.Background())
 		if err != nil {
@@ -140,14 +140,14 @@ func TestUDPAssociationEnds(t *testing.T) {
 		// one lives.
 		_, err = c.ListenPacket(context.Background())
 		var fe *failure.Error
-		if !errors.As(err, &fe) || fe.Reason != failure.Reason(0x14) {
-			t.Fatalf("second association: got %v, want a busy refusal", err)
+		if !errors.As(err, &fe) || fe.Reason != failure.General || fe.Msg != "limit=udp_max_per_client" {
+			t.Fatalf("second association: got %v, want a refusal naming the limit", err)
 		}
 		pc.Close()
 		resWaitFor(t, "the server to end the association", func() bool {
 			srv.mu.Lock()
 			defer srv.mu.Unlock()
-			return len(srv.sessions) == 0 && len(srv.udpByIP) == 0
+			return len(srv.udpByIP) == 0 && srv.Status().UDPAssociations == 0
 		})
 	}
 }
@@ -159,7 +159,7 @@ func TestUDPIdle(t *testing.T) {
 		t.Run(fmt.Sprint("v", version), func(t *testing.T) {
 			echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 			addr := startServer(t, &Server{UDPOptions: UDPOptions{UDPIdle: 300 * time.Millisecond}})
-			c := client(addr)
+			c := client(t, addr)
 			c.Version = version
 			pc, err := c.ListenPacket(context.Background())
 			if err != nil {
@@ -178,7 +178,7 @@ func TestUDPIdle(t *testing.T) {
 func TestUDPTooLarge(t *testing.T) {
 	echo := relaytest.UDPEcho(t, net.IPv4(127, 0, 0, 1))
 	addr := startServer(t, &Server{})
-	pc, err := client(addr).ListenPacket(context.Background())
+	pc, err := client(t, addr).ListenPacket(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package outbound holds the registry of outbound protocols. Each protocol
 // lives in its own folder and registers a Factory by name in init; adding a
-// protocol touches only that folder (and the import list in package all).
+// protocol touches only that folder (and the import list in internal/app).
 package outbound
 
 import (
@@ -18,6 +18,14 @@ import (
 type Outbound interface {
 	Tag() string
 	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Starter is an outbound with work to do before the first connection (an
+// mptp client opens its tunnel). Start must not block; the app calls it
+// once, as it starts, and Close as it stops.
+type Starter interface {
+	Start()
+	Close() error
 }
 
 // PacketListener is an outbound that carries UDP. Each association gets

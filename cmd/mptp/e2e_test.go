@@ -99,6 +99,18 @@ func startMptp(t *testing.T, name string, args ...string) *proc {
 	return p
 }
 
+// stop asks p to stop with SIGTERM, as a service manager does, and waits
+// until it exited 0. An mptp client's tunnel ends as it stops.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("%s: exit code after SIGTERM is %d, want 0", p.name, code)
+	}
+}
+
 // wait waits for p to exit and returns its exit code.
 func (p *proc) wait(t *testing.T) int {
 	t.Helper()
@@ -242,14 +254,18 @@ func fileSum(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(data)
 }
 
+// tunnelAttr marks the server's log lines about a tunnel.
+const tunnelAttr = "tunnel=true"
+
 // sessionPaths returns the bytes each path of the server's "session end"
-// line for target sent, by peer, and whether there is such a line. slog
-// writes them as paths="[127.0.0.1:1(sent=5,rcvd=0) 127.0.0.1:2(sent=7,rcvd=0)]".
-func sessionPaths(log, target string) (map[string]int64, bool) {
+// line with attr (such as tunnelAttr) sent, by peer, and whether there is
+// such a line. slog writes them as
+// paths="[127.0.0.1:1(sent=5,rcvd=0) 127.0.0.1:2(sent=7,rcvd=0)]".
+func sessionPaths(log, attr string) (map[string]int64, bool) {
 	list := regexp.MustCompile(`paths="?\[([^\]]*)\]"?`)
 	entry := regexp.MustCompile(`^(.+)\(sent=(\d+),rcvd=\d+\)$`)
 	for line := range strings.Lines(log) {
-		if !strings.Contains(line, `msg="session end"`) || !strings.Contains(line, " target="+target+" ") {
+		if !strings.Contains(line, `msg="session end"`) || !strings.Contains(line, " "+attr+" ") {
 			continue
 		}
 		sent := map[string]int64{}
@@ -290,26 +306,6 @@ func TestLeafConfigsWithCurl(t *testing.T) {
 		t.Errorf("sha256 of the download is %x, want %x", got, want)
 	}
 
-	// Each session's bytes spread over all actors: the server names the
-	// peer of each path the session had.
-	targetAddr := strings.TrimPrefix(target.URL, "http://")
-	var sent map[string]int64
-	waitUntil(t, server, `the server's "session end" line`, func() bool {
-		var ok bool
-		sent, ok = sessionPaths(server.stderr.String(), targetAddr)
-		return ok
-	})
-	t.Logf("bytes the download's paths carried, by peer: %v", sent)
-	busy := 0
-	for _, n := range sent {
-		if n >= 256<<10 {
-			busy++
-		}
-	}
-	if busy < 2 {
-		t.Errorf("paths carried %v, want at least 256 KiB on each of two peers (actors direct1 and direct2)", sent)
-	}
-
 	closed := freePort(t)
 	var stdout bytes.Buffer
 	cmd = exec.Command(curl, "-s", "--socks5-hostname", socks, "http://"+loopback(closed)+"/")
@@ -322,6 +318,27 @@ func TestLeafConfigsWithCurl(t *testing.T) {
 		t.Errorf("curl to a closed port through the proxy printed %q, want nothing", stdout.String())
 	}
 	t.Logf("curl to a closed port exited %d", code)
+
+	// The tunnel carried both connections, and ends as the client stops.
+	// Its bytes spread over all actors: the server's "session end" line
+	// names the peer of each path the tunnel had.
+	client.stop(t)
+	var sent map[string]int64
+	waitUntil(t, server, `the server's "session end" line of the tunnel`, func() bool {
+		var ok bool
+		sent, ok = sessionPaths(server.stderr.String(), tunnelAttr)
+		return ok
+	})
+	t.Logf("bytes the tunnel's paths carried, by peer: %v", sent)
+	busy := 0
+	for _, n := range sent {
+		if n >= 256<<10 {
+			busy++
+		}
+	}
+	if busy < 2 {
+		t.Errorf("paths carried %v, want at least 256 KiB on each of two peers (actors direct1 and direct2)", sent)
+	}
 }
 
 func TestCheckConfig(t *testing.T) {

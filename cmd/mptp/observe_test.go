@@ -138,7 +138,8 @@ func TestStatusCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// While the session lives: both paths, and the session with its target.
+	// While the connection lives: both paths up, and the tunnel listing
+	// its stream to the target with the 1 MiB it carried so far.
 	var out string
 	waitUntil(t, client, "mptp status showing both paths up", func() bool {
 		stdout, stderr, code := runMptp(t, "status", "-c", cliFile)
@@ -149,12 +150,20 @@ func TestStatusCommand(t *testing.T) {
 		return pathState(out, "direct1") == "up" && pathState(out, "direct2") == "up"
 	})
 	t.Logf("mptp status during the download:\n%s", out)
-	if !strings.Contains(out, "client mptp: sessions open 1, total 1") || !strings.Contains(out, target.addr()) {
-		t.Errorf("mptp status does not show the session to %s:\n%s", target.addr(), out)
+	if !strings.Contains(out, "client mptp: sessions open 1, total 1; streams open 1, total 1") {
+		t.Errorf("mptp status does not show one tunnel with one stream:\n%s", out)
+	}
+	if f := streamRow(out, target.addr()); f == nil || f[4] != "1.0MiB" {
+		t.Errorf("mptp status does not show the stream to %s with 1.0MiB received:\n%s", target.addr(), out)
 	}
 	stdout, _, code := runMptp(t, "status", "--api", loopback(srvAPI))
-	if code != 0 || !strings.Contains(stdout, "server mptp: sessions open 1, total 1") || pathState(stdout, "127.0.0.1") != "up" {
+	t.Logf("mptp status of the server:\n%s", stdout)
+	if code != 0 || !strings.Contains(stdout, "server mptp: sessions open 1, total 1; streams open 1, total 1") ||
+		pathState(stdout, "127.0.0.1") != "up" {
 		t.Errorf("mptp status of the server (exit %d):\n%s", code, stdout)
+	}
+	if f := streamRow(stdout, target.addr()); f == nil || f[3] != "1.0MiB" {
+		t.Errorf("mptp status of the server does not show the stream to %s with 1.0MiB sent:\n%s", target.addr(), stdout)
 	}
 
 	target.release()
@@ -165,16 +174,33 @@ func TestStatusCommand(t *testing.T) {
 		t.Fatal("the download's sha256 is not that of what the target sent")
 	}
 	conn.Close()
-	waitUntil(t, client, "mptp status showing the session over", func() bool {
+	// The stream ends with the connection; the tunnel stays up for the
+	// next one.
+	waitUntil(t, client, "mptp status showing the stream over", func() bool {
 		out, _, _ = runMptp(t, "status", "-c", cliFile)
-		return strings.Contains(out, "sessions open 0, total 1") && pathState(out, "direct1") == "down"
+		return strings.Contains(out, "streams open 0, total 1")
 	})
+	if !strings.Contains(out, "sessions open 1, total 1") || pathState(out, "direct1") != "up" ||
+		streamRow(out, target.addr()) != nil {
+		t.Errorf("mptp status once the connection closed: want the tunnel up with no stream\n%s", out)
+	}
 
 	// Without a running API: a message and exit code 1.
 	_, stderr, code := runMptp(t, "status", "--api", loopback(freePort(t)))
 	if code != 1 || !strings.Contains(stderr, `"api"`) {
 		t.Errorf("mptp status with nothing listening: exit %d, stderr %q", code, stderr)
 	}
+}
+
+// streamRow is the line for target in mptp status's streams table
+// (SESSION STREAM TARGET SENT RECEIVED), split into fields, or nil.
+func streamRow(out, target string) []string {
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) == 5 && f[2] == target {
+			return f
+		}
+	}
+	return nil
 }
 
 // pathState is the STATE column of the line for path in mptp status's

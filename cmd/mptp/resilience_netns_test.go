@@ -155,12 +155,13 @@ func TestResilienceNetnsRouteMoves(t *testing.T) {
 		nsExec(t, l.cli, "ip", "rule", "del", "oif", a.dev, "table", strconv.Itoa(a.table))
 		nsExec(t, l.cli, "ip", "addr", "del", a.cliAddr+"/24", "dev", a.dev)
 	})
-	// The server's session had paths from both of cli's addresses.
-	target := fmt.Sprintf("%s:%d", serviceAddr, webPort)
+	// The tunnel that carried the download ends as the client stops; the
+	// server's session had paths from both of cli's addresses.
+	l.client.stop(t)
 	var sent map[string]int64
-	waitUntil(t, l.server, `the server's "session end" line`, func() bool {
+	waitUntil(t, l.server, `the server's "session end" line of the tunnel`, func() bool {
 		var ok bool
-		sent, ok = sessionPaths(l.server.stderr.String(), target)
+		sent, ok = sessionPaths(l.server.stderr.String(), tunnelAttr)
 		return ok
 	})
 	t.Logf("server's paths (peer: bytes sent): %v", sent)
@@ -170,7 +171,7 @@ func TestResilienceNetnsRouteMoves(t *testing.T) {
 			found = found || strings.HasPrefix(peer, addr+":")
 		}
 		if !found {
-			t.Errorf("the session had no path from %s: %v\nclient log:\n%s", addr, sent, l.client.stderr.String())
+			t.Errorf("the tunnel had no path from %s: %v\nclient log:\n%s", addr, sent, l.client.stderr.String())
 		}
 	}
 }

@@ -20,9 +20,9 @@ import (
 
 const statusUsage = `Usage: mptp status [--api ADDR:PORT | -c FILE]
 
-Shows the sessions and paths of a running mptp, from the JSON API its
-config's "api" section serves: with -c, the API of that config; with
-neither option, ` + defaultAPI + `.
+Shows the sessions, streams and paths of a running mptp, from the JSON
+API its config's "api" section serves: with -c, the API of that config;
+with neither option, ` + defaultAPI + `.
 
 Options:
 `
@@ -103,10 +103,10 @@ func printReport(w io.Writer, r api.Report) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		line := fmt.Sprintf("%s %s: sessions open %d, total %d; UDP associations %d",
-			src.Side, src.Tag, src.SessionsOpen, src.SessionsTotal, src.UDPAssociations)
+		line := fmt.Sprintf("%s %s: sessions open %d, total %d; streams open %d, total %d; UDP associations %d",
+			src.Side, src.Tag, src.SessionsOpen, src.SessionsTotal, src.Streams.Open, src.Streams.Total, src.UDPAssociations)
 		if src.Side == "server" {
-			line += "; handshakes refused: " + refusals(src.Refusals)
+			line += "; handshakes refused: " + refusals(src.Refusals) + "; streams refused: " + refusals(src.Streams.Refused)
 		}
 		fmt.Fprintln(w, line)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -126,17 +126,51 @@ func printReport(w io.Writer, r api.Report) {
 		}
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "SESSION\tTARGET\tAGE\tSEND/s\tRECV/s\tSENT\tRECEIVED\tPATHS (RTT)")
+		fmt.Fprintln(tw, "SESSION\tTARGET\tAGE\tSTREAMS\tSEND/s\tRECV/s\tSENT\tRECEIVED\tPATHS (RTT)")
 		for _, s := range src.Sessions {
 			var paths []string
 			for _, p := range s.Paths {
 				paths = append(paths, fmt.Sprintf("%s %s %s", p.Name, p.State, rtt(p.RTTms)))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Target,
-				r.Time.Sub(s.Started).Round(time.Second), size(s.RateSent), size(s.RateReceived),
+			streams := "-"
+			if s.Tunnel {
+				streams = strconv.Itoa(s.StreamsOpen)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Target,
+				r.Time.Sub(s.Started).Round(time.Second), streams, size(s.RateSent), size(s.RateReceived),
 				size(float64(s.BytesSent)), size(float64(s.BytesReceived)), strings.Join(paths, ", "))
 		}
 		tw.Flush()
+		printStreams(w, src.Sessions)
+	}
+}
+
+// printStreams lists the tunnels' open streams, one table for all, and
+// says where a tunnel has more than it lists.
+func printStreams(w io.Writer, sessions []api.SessionReport) {
+	var more []string
+	n := 0
+	for _, s := range sessions {
+		n += len(s.Streams)
+		if s.StreamsOpen > len(s.Streams) {
+			more = append(more, fmt.Sprintf("session %d has %d streams open, the oldest %d listed", s.ID, s.StreamsOpen, len(s.Streams)))
+		}
+	}
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tSTREAM\tTARGET\tSENT\tRECEIVED")
+	for _, s := range sessions {
+		for _, st := range s.Streams {
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", s.ID, st.ID, st.Target,
+				size(float64(st.BytesSent)), size(float64(st.BytesReceived)))
+		}
+	}
+	tw.Flush()
+	for _, line := range more {
+		fmt.Fprintln(w, line)
 	}
 }
 

@@ -47,6 +47,11 @@ type settings struct {
 	MaxHandshakes int   `json:"max_handshakes"`
 	MaxSessions   int   `json:"max_sessions"`
 	MaxMemory     int64 `json:"max_memory"`
+	// Per tunnel: streams open at once, and streams opened per second;
+	// and tunnels open at once per client IP address.
+	MaxStreams      int `json:"max_streams"`
+	StreamRate      int `json:"stream_rate"`
+	MaxTunnelsPerIP int `json:"max_tunnels_per_ip"`
 }
 
 // Inbound runs an mptp.Server on a listener.
@@ -79,6 +84,7 @@ func build(ctx *inbound.Context, raw json.RawMessage) (inbound.Inbound, error) {
 	srv.Grace = time.Duration(st.Grace * float64(time.Second))
 	srv.HandshakeTimeout = time.Duration(st.HandshakeTimeout * float64(time.Second))
 	srv.MaxHandshakes, srv.MaxSessions, srv.MaxMemory = st.MaxHandshakes, st.MaxSessions, st.MaxMemory
+	srv.MaxStreams, srv.StreamRate, srv.MaxTunnelsPerIP = st.MaxStreams, st.StreamRate, st.MaxTunnelsPerIP
 	srv.UDPIdle = time.Duration(st.UDPTimeout * float64(time.Second))
 	srv.MaxUDPPerClient = st.UDPMaxPerClient
 	// UDP leaves through the default outbound when it can carry UDP, and

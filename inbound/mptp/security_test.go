@@ -66,7 +66,7 @@ func TestSettingsErrors(t *testing.T) {
 		`{"max_handshakes": -1}`:                   "inbounds[0].settings.max_handshakes",
 		`{"max_sessions": -5}`:                     "inbounds[0].settings.max_sessions",
 		`{"max_memory": -1}`:                       "inbounds[0].settings.max_memory",
-		`{"max_memory": 1000}`:                     "inbounds[0].settings.max_memory: 1000 bytes is less than one session's",
+		`{"max_memory": 1000}`:                     "inbounds[0].settings.max_memory: 1000 bytes is less than one tunnel's",
 		`{"password": 5}`:                          "inbounds[0].settings.password",
 		`{"deny_private": "yes"}`:                  "inbounds[0].settings.deny_private",
 		`{"recv_window": 1024, "max_memory": 100}`: "max_memory",

@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,32 +32,31 @@ type family struct {
 func metrics(reports []SourceReport) []*family {
 	fam := func(name, typ, help string) *family { return &family{name: name, typ: typ, help: help} }
 	var (
-		sent    = fam("mptp_path_sent_bytes_total", "counter", "DATA payload bytes sent on the path, retransmissions included.")
-		rcvd    = fam("mptp_path_received_bytes_total", "counter", "DATA payload bytes received on the path.")
-		retrans = fam("mptp_path_retransmitted_bytes_total", "counter", "Bytes the path had carried that were sent again (the path failed or went silent).")
-		rtt     = fam("mptp_path_rtt_seconds", "gauge", "Smoothed round-trip time of the path's live sub-connections (absent while down).")
-		state   = fam("mptp_path_state", "gauge", "1 for the path's state now: up, standby (a backup while a primary works), stale (silent, skipped) or down.")
-		fails   = fam("mptp_path_failures_total", "counter", "Times a sub-connection of the path failed.")
-		joins   = fam("mptp_path_joins_total", "counter", "Sub-connections of the path that joined a session.")
-		stalls  = fam("mptp_path_stalls_total", "counter", "Times the path was found stale.")
-		open    = fam("mptp_sessions_open", "gauge", "Sessions open now.")
-		total   = fam("mptp_sessions_total", "counter", "Sessions opened since the start.")
-		refused = fam("mptp_handshake_refusals_total", "counter", "Handshakes the server refused, by reason.")
-		udp     = fam("mptp_udp_associations", "gauge", "UDP associations open now.")
+		sent           = fam("mptp_path_sent_bytes_total", "counter", "DATA payload bytes sent on the path, retransmissions included.")
+		rcvd           = fam("mptp_path_received_bytes_total", "counter", "DATA payload bytes received on the path.")
+		retrans        = fam("mptp_path_retransmitted_bytes_total", "counter", "Bytes the path had carried that were sent again (the path failed or went silent).")
+		rtt            = fam("mptp_path_rtt_seconds", "gauge", "Smoothed round-trip time of the path's live sub-connections (absent while down).")
+		state          = fam("mptp_path_state", "gauge", "1 for the path's state now: up, standby (a backup while a primary works), stale (silent, skipped) or down.")
+		fails          = fam("mptp_path_failures_total", "counter", "Times a sub-connection of the path failed.")
+		joins          = fam("mptp_path_joins_total", "counter", "Sub-connections of the path that joined a session.")
+		stalls         = fam("mptp_path_stalls_total", "counter", "Times the path was found stale.")
+		open           = fam("mptp_sessions_open", "gauge", "Sessions open now.")
+		total          = fam("mptp_sessions_total", "counter", "Sessions opened since the start.")
+		refused        = fam("mptp_handshake_refusals_total", "counter", "Handshakes the server refused, by reason.")
+		udp            = fam("mptp_udp_associations", "gauge", "UDP associations open now.")
+		streamsOpen    = fam("mptp_streams_open", "gauge", "Streams open now: the connections carried in tunnels.")
+		streamsTotal   = fam("mptp_streams_total", "counter", "Streams opened since the start.")
+		streamsRefused = fam("mptp_streams_refused_total", "counter", "Streams the server refused, by reason: a limit (max_streams, stream_rate, draining) or the target's answer (connection_refused, ...).")
 	)
 	for _, r := range reports {
 		src := []label{{"side", r.Side}, {"tag", r.Tag}}
 		open.add(src, float64(r.SessionsOpen))
 		total.add(src, float64(r.SessionsTotal))
 		udp.add(src, float64(r.UDPAssociations))
-		reasons := make([]string, 0, len(r.Refusals))
-		for reason := range r.Refusals {
-			reasons = append(reasons, reason)
-		}
-		slices.Sort(reasons)
-		for _, reason := range reasons {
-			refused.add(with(src, label{"reason", reason}), float64(r.Refusals[reason]))
-		}
+		streamsOpen.add(src, float64(r.Streams.Open))
+		streamsTotal.add(src, float64(r.Streams.Total))
+		byReason(refused, src, r.Refusals)
+		byReason(streamsRefused, src, r.Streams.Refused)
 		for _, p := range r.Paths {
 			pl := with(src, label{"path", p.Name})
 			sent.add(pl, float64(p.BytesSent))
@@ -77,7 +77,15 @@ func metrics(reports []SourceReport) []*family {
 			}
 		}
 	}
-	return []*family{sent, rcvd, retrans, rtt, state, fails, joins, stalls, open, total, refused, udp}
+	return []*family{sent, rcvd, retrans, rtt, state, fails, joins, stalls, open, total, refused, udp,
+		streamsOpen, streamsTotal, streamsRefused}
+}
+
+// byReason adds a sample to f per reason of counts, sorted.
+func byReason(f *family, src []label, counts map[string]uint64) {
+	for _, reason := range slices.Sorted(maps.Keys(counts)) {
+		f.add(with(src, label{"reason", reason}), float64(counts[reason]))
+	}
 }
 
 func (f *family) add(labels []label, v float64) {

@@ -22,8 +22,18 @@ type SourceReport struct {
 	SessionsTotal   uint64            `json:"sessions_total"`
 	Refusals        map[string]uint64 `json:"refusals"` // handshake refusals by reason
 	UDPAssociations int64             `json:"udp_associations"`
+	Streams         StreamsReport     `json:"streams"`
 	Paths           []PathReport      `json:"paths"`
 	Sessions        []SessionReport   `json:"sessions"`
+}
+
+// StreamsReport counts the connections carried in tunnels: open now,
+// opened since the start, and (a server's) refused, by the limit that
+// refused them or the target's answer.
+type StreamsReport struct {
+	Open    int64             `json:"open"`
+	Total   uint64            `json:"total"`
+	Refused map[string]uint64 `json:"refused"`
 }
 
 // PathReport is a path: its totals, its state and its throughput now.
@@ -47,13 +57,26 @@ type PathReport struct {
 // SessionReport is a live session.
 type SessionReport struct {
 	ID            uint64       `json:"id"`
-	Target        string       `json:"target"`
+	Target        string       `json:"target"` // "tunnel" for a tunnel
+	Tunnel        bool         `json:"tunnel"`
 	Started       time.Time    `json:"started"`
 	BytesSent     uint64       `json:"bytes_sent"` // stream bytes
 	BytesReceived uint64       `json:"bytes_received"`
 	RateSent      float64      `json:"rate_sent"`
 	RateReceived  float64      `json:"rate_received"`
 	Paths         []PathReport `json:"paths"`
+	// A tunnel's streams: how many are open, and the oldest of them (at
+	// most 100).
+	StreamsOpen int            `json:"streams_open"`
+	Streams     []StreamReport `json:"streams"`
+}
+
+// StreamReport is an open stream of a tunnel: a connection to its target.
+type StreamReport struct {
+	ID            uint32 `json:"id"`
+	Target        string `json:"target"`
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
 }
 
 // History is each path's throughput over the last minutes, for the chart.
@@ -73,20 +96,35 @@ type Series struct {
 	Rates []float64 `json:"rates"`
 }
 
+// tunnelTarget is the target a tunnel's session reports: its streams have
+// the real ones.
+const tunnelTarget = "tunnel"
+
 func sourceReport(src Source, st mptp.Status) SourceReport {
 	r := SourceReport{Side: src.Side, Tag: src.Tag, SessionsOpen: st.SessionsOpen, SessionsTotal: st.SessionsTotal,
-		Refusals: st.Refusals, UDPAssociations: st.UDPAssociations, Paths: []PathReport{}, Sessions: []SessionReport{}}
+		Refusals: st.Refusals, UDPAssociations: st.UDPAssociations,
+		Streams: StreamsReport{Open: st.Streams.Open, Total: st.Streams.Total, Refused: st.Streams.Refused},
+		Paths:   []PathReport{}, Sessions: []SessionReport{}}
+	// Empty maps, not null, for the page and scripts.
 	if r.Refusals == nil {
 		r.Refusals = map[string]uint64{}
+	}
+	if r.Streams.Refused == nil {
+		r.Streams.Refused = map[string]uint64{}
 	}
 	for _, p := range st.Paths {
 		r.Paths = append(r.Paths, pathReport(p))
 	}
 	for _, s := range st.Sessions {
-		sr := SessionReport{ID: s.ID, Target: s.Target, Started: s.Started, BytesSent: s.Sent, BytesReceived: s.Received,
-			Paths: []PathReport{}}
+		sr := SessionReport{ID: s.ID, Target: s.Target, Tunnel: s.Target == tunnelTarget, Started: s.Started,
+			BytesSent: s.Sent, BytesReceived: s.Received, Paths: []PathReport{},
+			StreamsOpen: s.StreamsOpen, Streams: []StreamReport{}}
 		for _, p := range s.Paths {
 			sr.Paths = append(sr.Paths, pathReport(p))
+		}
+		for _, si := range s.Streams {
+			sr.Streams = append(sr.Streams, StreamReport{ID: si.ID, Target: si.Target,
+				BytesSent: si.Sent, BytesReceived: si.Received})
 		}
 		r.Sessions = append(r.Sessions, sr)
 	}

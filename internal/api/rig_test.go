@@ -50,6 +50,9 @@ func newRig(t *testing.T) *rig {
 		<-served
 	})
 	r.client = &mptp.Client{Server: ln.Addr().String(), Paths: []mptp.Path{{Name: "a"}, {Name: "b"}}}
+	// The tunnel outlives the connections: it ends with the client,
+	// before the server (cleanups run last first).
+	t.Cleanup(func() { r.client.Close() })
 	r.api = &Server{Addr: "127.0.0.1:0", Interval: 100 * time.Millisecond, Sources: []Source{
 		{Side: "client", Tag: "out", Status: r.client.Status},
 		{Side: "server", Tag: "in", Status: r.server.Status},

@@ -27,14 +27,15 @@ var errInvalidDep = errors.New("is invalid (see its error)")
 
 // App is a built config.
 type App struct {
-	Inbounds  []inbound.Inbound
-	Outbounds []outbound.Outbound
-	byTag     map[string]outbound.Outbound
-	log       *slog.Logger
-	names     []string // of Inbounds, for logs: tag, else protocol
-	started   []inbound.Inbound
-	api       *api.Server // nil without an "api" section
-	apiUp     bool
+	Inbounds   []inbound.Inbound
+	Outbounds  []outbound.Outbound
+	byTag      map[string]outbound.Outbound
+	log        *slog.Logger
+	names      []string // of Inbounds, for logs: tag, else protocol
+	started    []inbound.Inbound
+	startedOut []outbound.Starter
+	api        *api.Server // nil without an "api" section
+	apiUp      bool
 }
 
 // Build constructs every inbound and outbound without starting anything, so
@@ -161,8 +162,16 @@ func dedupe(errs []error) []error {
 // Outbound returns the outbound with the given tag.
 func (a *App) Outbound(tag string) outbound.Outbound { return a.byTag[tag] }
 
-// Start starts every inbound; on failure the ones started are closed.
+// Start starts every outbound that has work to do before the first
+// connection (an mptp client's warm tunnel), then every inbound; on
+// failure the ones started are closed.
 func (a *App) Start() error {
+	for _, o := range a.Outbounds {
+		if s, ok := o.(outbound.Starter); ok {
+			s.Start()
+			a.startedOut = append(a.startedOut, s)
+		}
+	}
 	for i, in := range a.Inbounds {
 		if err := in.Start(); err != nil {
 			a.Close()
@@ -189,6 +198,10 @@ func (a *App) Close() error {
 		errs = append(errs, in.Close())
 	}
 	a.started = nil
+	for _, s := range a.startedOut {
+		errs = append(errs, s.Close())
+	}
+	a.startedOut = nil
 	if a.apiUp {
 		errs = append(errs, a.api.Close())
 		a.apiUp = false

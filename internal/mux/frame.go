@@ -62,6 +62,8 @@ type Frame struct {
 	Code uint16
 	Msg  string // REPLY, RST, GOAWAY
 	Data []byte // DATA
+	// block is where Data lies when the tunnel's reader pooled it.
+	block block
 }
 
 func appendHeader(b []byte, typ byte, stream uint32, n int) []byte {

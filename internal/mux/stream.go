@@ -1,7 +1,6 @@
 package mux
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,21 +30,24 @@ type Stream struct {
 
 	// Receive side, guarded by mu.
 	mu       sync.Mutex
-	rq       [][]byte // received, unread
+	rq       byteQueue // received, unread
 	rwin     recvWindow
 	peerFin  bool
 	readShut bool  // Close was called
 	rerr     error // why reading fails, once the stream is reset
 	readable chan struct{}
 	rdl      *deadline.Deadline
+	// Datagrams of the stream's association (datagram.go).
+	dq        [][]byte
+	dqBytes   int
+	dqDropped uint64
 
 	// Send side and life, guarded by t.mu.
 	state    state
 	opened   chan struct{} // closed when the peer's REPLY came (opener) or Accept/Refuse was called
 	openErr  error
-	pending  []byte // what Write waits to have sent
-	wrote    int    // bytes of pending's Write already taken
-	wdone    chan struct{}
+	sendq    byteQueue     // written, not yet taken by the writer
+	wdone    chan struct{} // the writer took bytes from sendq
 	credit   sendCredit
 	finReq   bool
 	finSent  bool
@@ -142,34 +144,13 @@ func (st *Stream) Read(b []byte) (int, error) {
 	}
 	for {
 		st.mu.Lock()
-		if len(st.rq) > 0 {
-			n := 0
-			for n < len(b) && len(st.rq) > 0 {
-				c := copy(b[n:], st.rq[0])
-				n += c
-				if c == len(st.rq[0]) {
-					st.rq[0] = nil
-					st.rq = st.rq[1:]
-				} else {
-					st.rq[0] = st.rq[0][c:]
-				}
-			}
-			if len(st.rq) == 0 {
-				st.rq = nil // let the backing array go
-			}
+		if st.rq.len() > 0 {
+			n := st.rq.read(b)
 			st.consumed(n)
 			st.mu.Unlock()
 			return n, nil
 		}
-		var err error
-		switch {
-		case st.readShut:
-			err = net.ErrClosed
-		case st.rerr != nil:
-			err = st.rerr
-		case st.peerFin:
-			err = io.EOF
-		}
+		err := st.readErrLocked()
 		st.mu.Unlock()
 		if err != nil {
 			return 0, err
@@ -182,6 +163,20 @@ func (st *Stream) Read(b []byte) (int, error) {
 	}
 }
 
+// readErrLocked is why nothing more can be read, once the queue is empty:
+// nil while the peer may still send. Called with st.mu held.
+func (st *Stream) readErrLocked() error {
+	switch {
+	case st.readShut:
+		return net.ErrClosed
+	case st.rerr != nil:
+		return st.rerr
+	case st.peerFin:
+		return io.EOF
+	}
+	return nil
+}
+
 // consumed returns window for n bytes read or dropped. Called with st.mu
 // held; takes the tunnel's lock.
 func (st *Stream) consumed(n int) {
@@ -192,44 +187,40 @@ func (st *Stream) consumed(n int) {
 	st.t.consumed(st.id, n, inc)
 }
 
-// Write sends b; it blocks until the tunnel's writer has taken all of it,
-// which the stream's and the tunnel's windows pace.
+// sendBuffer bounds what a stream holds written and not yet taken by the
+// tunnel's writer. Write returns once its bytes are in, as a socket's
+// does, so that the application makes its next bytes while these go out.
+const sendBuffer = 256 << 10
+
+// Write queues b to be sent; it blocks while the stream's send buffer is
+// full, which the stream's and the tunnel's windows pace.
 func (st *Stream) Write(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
 	t := st.t
-	t.mu.Lock()
-	if err := st.writableLocked(); err != nil {
-		t.mu.Unlock()
-		return 0, err
-	}
-	st.pending, st.wrote = b, 0
-	t.readyLocked(st)
-	t.mu.Unlock()
+	n := 0
 	for {
-		select {
-		case <-st.wdone:
-		case <-st.wdl.Done():
-		}
 		t.mu.Lock()
-		switch {
-		case len(st.pending) == 0:
-			n := st.wrote
-			t.mu.Unlock()
-			return n, nil
-		case st.werr != nil || st.state == stateGone:
-			n, err := st.wrote, st.errLocked()
-			st.pending = nil
+		if err := st.writableLocked(); err != nil {
 			t.mu.Unlock()
 			return n, err
-		case st.wdl.Expired():
-			n := st.wrote
-			st.pending = nil
-			t.mu.Unlock()
+		}
+		if room := min(sendBuffer-st.sendq.len(), TunnelSendBuffer-t.queued); room > 0 && n < len(b) {
+			k := min(room, len(b)-n)
+			st.sendq.write(b[n : n+k])
+			t.queued += k
+			n += k
+			t.readyLocked(st)
+		}
+		troom := t.room
+		t.mu.Unlock()
+		if n == len(b) {
+			return n, nil
+		}
+		select {
+		case <-st.wdone:
+		case <-troom:
+		case <-st.wdl.Done():
 			return n, os.ErrDeadlineExceeded
 		}
-		t.mu.Unlock()
 	}
 }
 
@@ -241,8 +232,6 @@ func (st *Stream) writableLocked() error {
 		return fmt.Errorf("mux: write after close: %w", syscall.EPIPE)
 	case st.state != stateOpen:
 		return st.errLocked()
-	case st.pending != nil:
-		return errors.New("mux: concurrent writes on one stream")
 	}
 	return nil
 }
@@ -264,11 +253,10 @@ func (st *Stream) closeWriteLocked() {
 		return
 	}
 	st.finReq = true
-	if len(st.pending) == 0 && st.state == stateOpen {
+	if st.sendq.len() == 0 && st.state == stateOpen {
 		st.sendFinLocked()
 	}
-	// Else the writer sends FIN after the pending bytes (a Write is
-	// blocked; it fails once they are out, like a write after close).
+	// Else the writer sends FIN after the buffered bytes.
 }
 
 func (st *Stream) sendFinLocked() {
@@ -291,12 +279,9 @@ func (st *Stream) Close() error {
 		return nil
 	}
 	st.readShut = true
-	unread := len(st.rq) > 0
-	n := 0
-	for _, b := range st.rq {
-		n += len(b)
-	}
-	st.rq = nil
+	n := st.rq.len()
+	unread := n > 0
+	st.rq.reset()
 	signal(st.readable)
 	if n > 0 {
 		st.t.consumed(st.id, n, 0) // the tunnel's window must not shrink
@@ -370,7 +355,8 @@ func (st *Stream) failLocked(err error) {
 		if st.rerr == nil {
 			st.rerr = err
 		}
-		st.rq = nil
+		// Bytes that came before the reset stay readable, as in the
+		// session: a reply cut short is still the reply's start.
 		signal(st.readable)
 		st.mu.Unlock()
 	})

@@ -6,17 +6,20 @@
 //
 // A Tunnel owns two goroutines: a reader that demultiplexes frames into
 // streams, and a writer that serves the streams' data in the order the
-// scheduler picks, control frames first.
+// scheduler picks, control frames first; and a third that hands datagrams
+// to the streams that are UDP associations, when it carries datagrams.
 package mux
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,26 +31,35 @@ type Config struct {
 	// Client tunnels open odd stream IDs, servers even ones.
 	Client bool
 	// StreamWindow is a new stream's receive window; it grows with the
-	// reader's pace up to MaxStreamWindow. Defaults 256 KiB and 16 MiB.
+	// reader's pace up to MaxStreamWindow. Defaults 256 KiB and 4 MiB: a quarter of
+	// the tunnel window, so that a stream whose reader stops after a fast
+	// start cannot hold all of it.
 	StreamWindow, MaxStreamWindow uint32
 	// TunnelWindow caps the bytes received and not yet read over all the
-	// tunnel's streams. Default 32 MiB.
+	// tunnel's streams. Default 16 MiB.
 	TunnelWindow uint32
 	// MaxStreams caps the streams the peer may have open at once; an OPEN
 	// past it is refused. Default DefaultMaxStreams.
 	MaxStreams int
-	// Accept is called, in a goroutine of its own, for each stream the
-	// peer opens; it must call Accept or Refuse on it. Nil refuses them all.
+	// Accept is called for each stream the peer opens, by the tunnel's
+	// reader: it must not block (start a goroutine), and that goroutine
+	// must call Accept or Refuse on the stream. Nil refuses them all.
 	Accept func(*Stream)
 	// Admit, if set, may refuse an OPEN before a stream exists (a rate
 	// limit, say): it returns "" to let it in, else the name of the limit.
 	Admit func() string
-	// Ended is called with every stream that leaves the table, and whether
-	// the peer opened it.
+	// Refused, if set, is called with the name of the limit at which an
+	// OPEN was refused.
+	Refused func(limit string)
+	// Ended is called with every stream that was open (accepted) when it
+	// leaves the table, and whether the peer opened it.
 	Ended func(st *Stream, remote bool)
 	// RTT gives the tunnel's round-trip time, which window auto-tuning
 	// needs. Nil: windows do not grow.
 	RTT func() time.Duration
+	// Datagrams, if set, carries the datagrams of streams that are UDP
+	// associations, and the tunnel reads them in a third goroutine.
+	Datagrams Datagrams
 	// Linger bounds how long a closed stream waits for its peer's FIN.
 	// Default 30 s.
 	Linger    time.Duration
@@ -58,8 +70,8 @@ type Config struct {
 // Defaults.
 const (
 	DefaultStreamWindow    = 256 << 10
-	DefaultMaxStreamWindow = 16 << 20
-	DefaultTunnelWindow    = 32 << 20
+	DefaultMaxStreamWindow = 4 << 20
+	DefaultTunnelWindow    = 16 << 20
 	DefaultMaxStreams      = 16384
 )
 
@@ -106,8 +118,16 @@ type Tunnel struct {
 	rwin     recvWindow // the tunnel's receive window
 	err      error
 	goaway   bool // the peer takes no new streams
+	draining bool // this end takes no new streams and closes when none is left
 	deferred []func()
 	stats    Stats
+	// queued is what all streams hold in their send buffers; room is
+	// closed (and replaced) when it drops below TunnelSendBuffer again.
+	queued int
+	room   chan struct{}
+	// refusals logged: one line a second, with the count since the last.
+	refusedLog   time.Time
+	refusedQuiet int
 
 	wake chan struct{}
 	done chan struct{} // closed when both goroutines are gone
@@ -123,6 +143,7 @@ type Stats struct {
 	BytesSent      uint64 // DATA payload
 	BytesReceived  uint64
 	BufferedUnread uint64 // received and not yet read, all streams
+	BufferedUnsent int    // written and not yet taken by the writer
 }
 
 // New starts a tunnel over conn and its two goroutines. Each end sends its
@@ -136,8 +157,12 @@ func New(conn io.ReadWriteCloser, cfg Config) *Tunnel {
 		nextID:  2,
 		rwin:    newRecvWindow(cfg.TunnelWindow, cfg.TunnelWindow),
 		wake:    make(chan struct{}, 1),
+		room:    make(chan struct{}),
 		done:    make(chan struct{}),
 		live:    2,
+	}
+	if cfg.Datagrams != nil {
+		t.live = 3
 	}
 	if cfg.Client {
 		t.nextID = 1
@@ -148,6 +173,9 @@ func New(conn io.ReadWriteCloser, cfg Config) *Tunnel {
 	t.ctrl = AppendWindow(t.ctrl, 0, cfg.TunnelWindow)
 	go t.readLoop()
 	go t.writeLoop()
+	if cfg.Datagrams != nil {
+		go t.datagramLoop()
+	}
 	return t
 }
 
@@ -168,6 +196,7 @@ func (t *Tunnel) Stats() Stats {
 	s := t.stats
 	s.Open = len(t.streams)
 	s.BufferedUnread = t.rwin.buffered()
+	s.BufferedUnsent = t.queued
 	return s
 }
 
@@ -190,11 +219,17 @@ func (t *Tunnel) unlock() {
 	}
 }
 
+// minTuneRTT is the least round trip auto-tuning assumes. A WINDOW frame
+// waits in the session for its turn, its ACK and its path, longer than
+// a path's RTT on a fast link: a window the reader goes through in less
+// than this is too small whatever the paths' RTT.
+const minTuneRTT = 10 * time.Millisecond
+
 func (t *Tunnel) rtt() time.Duration {
 	if t.cfg.RTT == nil {
 		return 0
 	}
-	return t.cfg.RTT()
+	return max(t.cfg.RTT(), minTuneRTT)
 }
 
 // queue adds a control frame for the writer. Called with t.mu held.
@@ -208,7 +243,7 @@ func (t *Tunnel) queue(frame []byte) {
 
 // readyLocked queues st's data with the scheduler if it can send now.
 func (t *Tunnel) readyLocked(st *Stream) {
-	if len(st.pending) > 0 && st.credit.avail() > 0 && st.state == stateOpen {
+	if st.sendq.len() > 0 && st.credit.avail() > 0 && st.state == stateOpen {
 		t.sched.ready(&st.sched)
 		signal(t.wake)
 	}
@@ -219,13 +254,19 @@ func (t *Tunnel) remove(st *Stream) {
 	if st.state == stateGone {
 		return
 	}
+	wasOpen := st.state == stateOpen
 	st.state = stateGone
+	t.took(st.sendq.len())
+	st.sendq.reset() // never to be sent
 	if st.linger != nil {
 		st.linger.Stop()
 	}
 	if t.streams[st.id] == st {
 		delete(t.streams, st.id)
-		if t.cfg.Ended != nil {
+		if t.draining {
+			signal(t.wake) // the writer closes the tunnel once none is left
+		}
+		if wasOpen && t.cfg.Ended != nil {
 			t.cfg.Ended(st, st.id%2 != t.nextID%2)
 		}
 	}
@@ -263,7 +304,7 @@ func (t *Tunnel) Open(ctx context.Context, cmd byte, target string) (*Stream, er
 		err := t.err
 		t.mu.Unlock()
 		return nil, err
-	case t.goaway:
+	case t.goaway || t.draining:
 		t.mu.Unlock()
 		return nil, ErrGoaway
 	case t.nextID > 1<<31:
@@ -308,11 +349,22 @@ func (t *Tunnel) Close() error {
 	return nil
 }
 
-// GoAway tells the peer to open no more streams here; streams open go on.
-func (t *Tunnel) GoAway(code uint16, msg string) {
+// Drain tells the peer to open no more streams here (GOAWAY) and closes
+// the tunnel once the streams open now have ended.
+func (t *Tunnel) Drain(code uint16, msg string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.draining {
+		return
+	}
+	t.draining = true
 	t.queue(AppendRst(nil, TypeGoaway, 0, code, msg))
+}
+
+// drained reports whether a draining tunnel has nothing left to do.
+// Called with t.mu held.
+func (t *Tunnel) drained() bool {
+	return t.draining && len(t.streams) == 0 && len(t.ctrl) == 0
 }
 
 // fail ends the tunnel with err: every stream fails with it.
@@ -335,6 +387,16 @@ func (t *Tunnel) fail(err error) {
 	t.conn.Close()
 }
 
+// finish ends a drained tunnel like a TCP close: a half-close after the
+// last frame, so that every byte sent is delivered; the reader goes on
+// until the peer closes too. A conn without half-close is closed.
+func (t *Tunnel) finish() {
+	if cw, ok := t.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		return
+	}
+	t.fail(ErrTunnelClosed)
+}
+
 func (t *Tunnel) exit() {
 	t.mu.Lock()
 	t.live--
@@ -353,9 +415,25 @@ func (e *protoError) Error() string { return "mux: protocol error: " + e.msg }
 func (t *Tunnel) readLoop() {
 	defer t.exit()
 	br := bufio.NewReaderSize(t.conn, 16<<10)
-	alloc := func(n int) []byte { return make([]byte, n) }
+	// Large payloads are read into pooled blocks, which go back to the
+	// pool as the application reads them.
+	var pooled *[]byte
+	alloc := func(n int) []byte {
+		if n < blockSize/8 {
+			pooled = nil
+			return make([]byte, n)
+		}
+		pooled = blockPool.Get().(*[]byte)
+		return (*pooled)[:n]
+	}
 	for {
 		f, err := ReadFrame(br, alloc)
+		if f.Type == TypeData && err == nil {
+			f.block = block{data: f.Data, pool: pooled}
+		} else if pooled != nil {
+			blockPool.Put(pooled)
+		}
+		pooled = nil
 		if err != nil {
 			if errors.Is(err, ErrFrame) {
 				err = &protoError{err.Error()}
@@ -453,14 +531,29 @@ func (t *Tunnel) handleOpen(f Frame) error {
 		return &protoError{fmt.Sprintf("OPEN of stream %d: not a new ID of the peer's", f.Stream)}
 	}
 	t.peerMax = f.Stream
+	if len(t.ctrl) > maxPendingCtrl {
+		// Refusals pile up unread: the peer opens and does not listen.
+		return &protoError{"OPENs faster than their replies are read"}
+	}
 	refuse := func(reason failure.Reason, limit string) {
 		t.stats.Refused++
-		t.cfg.Logger.Warn("stream refused", "limit", limit, "target", f.Target)
+		if now := time.Now(); now.Sub(t.refusedLog) >= time.Second {
+			t.cfg.Logger.Warn("stream refused", "limit", limit, "target", f.Target, "more_since_last", t.refusedQuiet)
+			t.refusedLog, t.refusedQuiet = now, 0
+		} else {
+			t.refusedQuiet++
+		}
+		if t.cfg.Refused != nil {
+			t.cfg.Refused(limit)
+		}
 		t.queue(AppendReply(nil, f.Stream, byte(reason), 0, "limit="+limit))
 	}
 	switch {
 	case t.cfg.Accept == nil:
 		t.queue(AppendReply(nil, f.Stream, byte(failure.CmdUnsupported), 0, "this end accepts no streams"))
+		return nil
+	case t.draining:
+		refuse(failure.General, "draining")
 		return nil
 	case len(t.streams) >= t.cfg.MaxStreams:
 		refuse(failure.General, "max_streams")
@@ -477,7 +570,7 @@ func (t *Tunnel) handleOpen(f Frame) error {
 	t.streams[st.id] = st
 	t.stats.OpenedRemote++
 	accept := t.cfg.Accept
-	t.deferred = append(t.deferred, func() { go accept(st) })
+	t.deferred = append(t.deferred, func() { accept(st) })
 	return nil
 }
 
@@ -492,6 +585,12 @@ func (t *Tunnel) neverOpened(id uint32) bool {
 
 // handleData hands a DATA payload to its stream.
 func (t *Tunnel) handleData(f Frame) error {
+	kept := false
+	defer func() {
+		if !kept {
+			f.block.release()
+		}
+	}()
 	n := len(f.Data)
 	t.mu.Lock()
 	if !t.rwin.receive(n) {
@@ -534,9 +633,31 @@ func (t *Tunnel) handleData(f Frame) error {
 		return nil
 	}
 	st.recvN += uint64(n)
-	st.rq = append(st.rq, f.Data)
+	st.rq.push(f.block)
+	kept = true
 	signal(st.readable)
 	return nil
+}
+
+// maxPendingCtrl bounds the control frames waiting for the writer; an
+// OPEN that finds more is a protocol error (see handleOpen).
+const maxPendingCtrl = 1 << 20
+
+// TunnelSendBuffer bounds what all of a tunnel's streams together hold
+// written and not yet taken by the writer, whatever the peer's windows: a
+// peer that grants windows and does not read must not make this end hold
+// a full send buffer per stream.
+const TunnelSendBuffer = 4 << 20
+
+// took counts n bytes the writer took from the streams' send buffers and
+// wakes the writers that wait for the tunnel's room. Called with t.mu held.
+func (t *Tunnel) took(n int) {
+	full := t.queued >= TunnelSendBuffer
+	t.queued -= n
+	if full && t.queued < TunnelSendBuffer {
+		close(t.room)
+		t.room = make(chan struct{})
+	}
 }
 
 // batchSize bounds one write into the session: big enough that the
@@ -549,10 +670,15 @@ func (t *Tunnel) writeLoop() {
 	buf := make([]byte, 0, batchSize+MaxData+HeaderLen)
 	for {
 		t.mu.Lock()
-		for t.err == nil && len(t.ctrl) == 0 && !t.dataReady() {
+		for t.err == nil && len(t.ctrl) == 0 && !t.dataReady() && !t.drained() {
 			t.mu.Unlock()
 			<-t.wake
 			t.mu.Lock()
+		}
+		if t.drained() {
+			t.mu.Unlock()
+			t.finish()
+			return
 		}
 		if t.err != nil {
 			t.mu.Unlock()
@@ -578,7 +704,7 @@ func (t *Tunnel) dataReady() bool {
 func (t *Tunnel) collect(buf []byte) []byte {
 	ok := func(it *schedItem) bool {
 		st := it.st
-		return st.state == stateOpen && len(st.pending) > 0 && st.credit.avail() > 0
+		return st.state == stateOpen && st.sendq.len() > 0 && st.credit.avail() > 0
 	}
 	for len(buf) < batchSize && t.credit.avail() > 0 {
 		it, turn := t.sched.pop(ok)
@@ -587,15 +713,19 @@ func (t *Tunnel) collect(buf []byte) []byte {
 		}
 		st := it.st
 		sent := 0
-		for turn > 0 && len(st.pending) > 0 && len(buf) < batchSize {
-			n := min(len(st.pending), st.credit.avail(), t.credit.avail(), MaxData, turn)
+		for turn > 0 && st.sendq.len() > 0 && len(buf) < batchSize {
+			n := min(st.sendq.len(), st.credit.avail(), t.credit.avail(), MaxData, turn)
 			if n == 0 {
 				break
 			}
 			buf = AppendDataHeader(buf, st.id, n)
-			buf = append(buf, st.pending[:n]...)
-			st.pending = st.pending[n:]
-			st.wrote += n
+			for k := n; k > 0; {
+				p := st.sendq.peek(k)
+				buf = append(buf, p...)
+				st.sendq.discard(len(p))
+				k -= len(p)
+			}
+			t.took(n)
 			st.credit.sent += uint64(n)
 			t.credit.sent += uint64(n)
 			st.sentN += uint64(n)
@@ -603,11 +733,12 @@ func (t *Tunnel) collect(buf []byte) []byte {
 			turn -= n
 			sent += n
 		}
-		idle := len(st.pending) == 0
+		idle := st.sendq.len() == 0
 		t.sched.sent(it, sent, idle)
+		if sent > 0 {
+			signal(st.wdone) // a Write waiting for room
+		}
 		if idle {
-			st.pending = nil
-			signal(st.wdone)
 			if st.finReq {
 				buf = AppendFin(buf, st.id)
 				st.finSent = true
@@ -618,4 +749,35 @@ func (t *Tunnel) collect(buf []byte) []byte {
 		}
 	}
 	return buf
+}
+
+// StreamInfo describes one open stream.
+type StreamInfo struct {
+	ID     uint32
+	Target string
+	// Sent and Received count DATA payload bytes.
+	Sent, Received uint64
+}
+
+// StreamList describes up to max of the open streams, lowest IDs (the
+// oldest) first.
+func (t *Tunnel) StreamList(max int) []StreamInfo {
+	t.mu.Lock()
+	sts := make([]*Stream, 0, len(t.streams))
+	for _, st := range t.streams {
+		sts = append(sts, st)
+	}
+	t.mu.Unlock()
+	slices.SortFunc(sts, func(a, b *Stream) int { return cmp.Compare(a.id, b.id) })
+	sts = sts[:min(len(sts), max)]
+	out := make([]StreamInfo, len(sts))
+	for i, st := range sts {
+		t.mu.Lock()
+		sent := st.sentN
+		t.mu.Unlock()
+		st.mu.Lock()
+		out[i] = StreamInfo{ID: st.id, Target: st.target, Sent: sent, Received: st.recvN}
+		st.mu.Unlock()
+	}
+	return out
 }

@@ -22,7 +22,9 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+func tcpPair(t *testing.T) (net.Conn, net.Conn) { return tcpPairTB(t) }
+
+func tcpPairTB(t testing.TB) (net.Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,7 +60,7 @@ func echoPair(t *testing.T, ccfg, scfg Config, serve func(*Stream)) (*Tunnel, *T
 		serve = echo
 	}
 	if scfg.Accept == nil {
-		scfg.Accept = serve
+		scfg.Accept = func(st *Stream) { go serve(st) }
 	}
 	ccfg.Client = true
 	c := New(a, ccfg)
@@ -234,11 +236,13 @@ func TestStalledStreamDoesNotBlockOthers(t *testing.T) {
 
 func TestHalfCloseAndReset(t *testing.T) {
 	got := make(chan []byte, 1)
+	read := make(chan struct{})
 	c, _ := echoPair(t, Config{}, Config{}, func(st *Stream) {
 		st.Accept()
 		b, _ := io.ReadAll(st) // until the client's FIN
 		got <- b
 		st.Write([]byte("after your FIN"))
+		<-read // a reset drops bytes not yet sent, as TCP's does
 		st.Reset(RstTarget, "target failed")
 	})
 	st, err := c.Open(context.Background(), 1, "x.test:1")
@@ -256,6 +260,7 @@ func TestHalfCloseAndReset(t *testing.T) {
 	if string(b[:n]) != "after your FIN" {
 		t.Fatalf("read %q", b[:n])
 	}
+	close(read)
 	if _, err := st.Read(b); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read after reset: %v, want ECONNRESET", err)
 	}
@@ -313,20 +318,34 @@ func TestOpenCanceled(t *testing.T) {
 	}
 }
 
-func TestGoaway(t *testing.T) {
+// A draining tunnel refuses new streams, serves the open ones to their
+// end, then closes.
+func TestDrain(t *testing.T) {
 	c, s := echoPair(t, Config{}, Config{}, nil)
-	if _, err := roundTrip(context.Background(), c, []byte("x")); err != nil {
+	st, err := c.Open(context.Background(), 1, "x.test:1")
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.GoAway(RstShutdown, "draining")
+	s.Drain(RstShutdown, "draining")
 	for c.Usable() {
-		// The GOAWAY is on its way; a round trip on an open stream would
-		// need one, so wait on the flag (no timing assertion).
+		// The GOAWAY is on its way: wait on the flag (no timing assertion).
 		time.Sleep(time.Millisecond)
 	}
 	if _, err := c.Open(context.Background(), 1, "x.test:1"); !errors.Is(err, ErrGoaway) {
 		t.Fatalf("open after GOAWAY: %v", err)
 	}
+	data := randBytes(1 << 20)
+	go func() {
+		st.Write(data)
+		st.CloseWrite()
+	}()
+	got, err := io.ReadAll(st)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the open stream after GOAWAY: %d bytes, %v", len(got), err)
+	}
+	st.Close()
+	<-s.Done() // closed once its last stream ended
+	<-c.Done()
 }
 
 func TestWriteDeadline(t *testing.T) {
@@ -343,8 +362,8 @@ func TestWriteDeadline(t *testing.T) {
 	if !errors.Is(err, syscall.ETIMEDOUT) && !isTimeout(err) {
 		t.Fatalf("write: %v, want a timeout", err)
 	}
-	if n != 64<<10 {
-		t.Fatalf("wrote %d, want the window, %d", n, 64<<10)
+	if n != 64<<10+sendBuffer {
+		t.Fatalf("wrote %d, want the window and the send buffer, %d", n, 64<<10+sendBuffer)
 	}
 }
 
@@ -362,7 +381,7 @@ type rawPeer struct {
 func hostile(t *testing.T, cfg Config) (*rawPeer, *Tunnel) {
 	a, b := tcpPair(t)
 	if cfg.Accept == nil {
-		cfg.Accept = echo
+		cfg.Accept = func(st *Stream) { go echo(st) }
 	}
 	s := New(b, cfg)
 	t.Cleanup(func() {
@@ -432,9 +451,11 @@ func TestHostileDataOnUnknownStream(t *testing.T) {
 func TestHostileStreamWindowOverflow(t *testing.T) {
 	hold := make(chan struct{})
 	p, s := hostile(t, Config{StreamWindow: 1024, Accept: func(st *Stream) {
-		st.Accept()
-		<-hold // reads nothing
-		st.Close()
+		st.Accept() // and reads nothing
+		go func() {
+			<-hold
+			st.Close()
+		}()
 	}})
 	defer close(hold)
 	p.send(openFrame(1, 1<<20))
@@ -466,7 +487,6 @@ func TestHostileTunnelWindowOverflow(t *testing.T) {
 	defer close(hold)
 	p, s := hostile(t, Config{TunnelWindow: 4096, StreamWindow: 1 << 20, Accept: func(st *Stream) {
 		st.Accept()
-		<-hold
 	}})
 	p.send(openFrame(1, 1<<20))
 	p.next(t)
@@ -484,8 +504,10 @@ func TestHostileOpenFlood(t *testing.T) {
 	hold := make(chan struct{})
 	p, s := hostile(t, Config{MaxStreams: 100, Accept: func(st *Stream) {
 		st.Accept()
-		<-hold
-		st.Close()
+		go func() {
+			<-hold
+			st.Close()
+		}()
 	}})
 	defer close(hold)
 	var b []byte
@@ -510,5 +532,53 @@ func TestHostileOpenFlood(t *testing.T) {
 	}
 	if n := s.Stats().Open; n != 100 {
 		t.Fatalf("%d streams open, want 100", n)
+	}
+}
+
+// A peer that grants every window and reads nothing cannot make this end
+// hold more than TunnelSendBuffer in its streams' send buffers.
+func TestHostileGrantsAndDoesNotRead(t *testing.T) {
+	a, b := tcpPair(t)
+	c := New(a, Config{Client: true})
+	defer c.Close()
+	defer b.Close()
+	// The peer: grant the tunnel, then accept every stream with a huge
+	// window, then stop reading.
+	br := bufio.NewReader(b)
+	b.Write(AppendWindow(nil, 0, 1<<31))
+	const streams = 40
+	accepted := make(chan struct{})
+	go func() {
+		for n := 0; n < streams; {
+			f, err := ReadFrame(br, func(n int) []byte { return make([]byte, n) })
+			if err != nil {
+				return
+			}
+			if f.Type == TypeOpen {
+				b.Write(AppendReply(nil, f.Stream, 0, 1<<30, ""))
+				n++
+			}
+		}
+		close(accepted)
+	}()
+	var sts []*Stream
+	for range streams {
+		st, err := c.Open(context.Background(), 1, "x.test:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sts = append(sts, st)
+	}
+	<-accepted
+	var wg sync.WaitGroup
+	for _, st := range sts {
+		wg.Go(func() {
+			st.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+			st.Write(make([]byte, 1<<20))
+		})
+	}
+	wg.Wait()
+	if q := c.Stats().BufferedUnsent; q > TunnelSendBuffer {
+		t.Fatalf("%d bytes queued, more than the tunnel's %d", q, TunnelSendBuffer)
 	}
 }

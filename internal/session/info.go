@@ -68,3 +68,18 @@ func (s *Session) Info() Info {
 	}
 	return info
 }
+
+// RTT is the largest smoothed round-trip time of the live paths that carry
+// data: a stream over the session waits for its slowest path, so flow
+// control windows must cover that one. 0 with no such path.
+func (s *Session) RTT() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rtt time.Duration
+	for _, p := range s.paths {
+		if p.usable() {
+			rtt = max(rtt, p.est.srtt)
+		}
+	}
+	return rtt
+}

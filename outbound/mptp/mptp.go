@@ -122,6 +122,13 @@ func (o *Outbound) Tag() string { return o.tag }
 // Client is the underlying client, for its stats and logger.
 func (o *Outbound) Client() *mptp.Client { return o.client }
 
+// Start opens the client's tunnel in the background, so that the first
+// connection finds it warm; it is kept open from then on.
+func (o *Outbound) Start() { o.client.Warm() }
+
+// Close ends the client's tunnel.
+func (o *Outbound) Close() error { return o.client.Close() }
+
 func (o *Outbound) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	return o.client.DialContext(ctx, network, address)
 }

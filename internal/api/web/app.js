@@ -38,14 +38,29 @@ function pathTable(paths) {
 }
 
 function sessionTable(sessions, now) {
-  const t = el("table", { class: "sessions" }, head(["#", "target", "age", "throughput ↑", "throughput ↓", "sent", "received", "paths (RTT, throughput)"]));
+  const t = el("table", { class: "sessions" }, head(["#", "target", "age", "streams", "throughput ↑", "throughput ↓", "sent", "received", "paths (RTT, throughput)"]));
   for (const s of sessions) {
     const paths = s.paths.map((p) => `${p.name} ${p.state} ${rtt(p.rtt_ms)} ${rate(p.rate_sent + p.rate_received)}`).join("; ");
     const age = Math.max(0, (now - Date.parse(s.started)) / 1000);
     t.append(row({ class: "session", "data-id": s.id }, [
-      String(s.id), { class: "text", text: s.target }, age.toFixed(0) + " s",
+      String(s.id), { class: "text", text: s.target }, age.toFixed(0) + " s", s.tunnel ? String(s.streams_open) : "–",
       rate(s.rate_sent), rate(s.rate_received), bytes(s.bytes_sent), bytes(s.bytes_received),
       { class: "text", text: paths },
+    ]));
+  }
+  return t;
+}
+
+// streamTable lists a tunnel's open streams: the oldest 100 at most, of
+// maybe thousands.
+function streamTable(s) {
+  const shown = s.streams_open > s.streams.length ? `, the oldest ${s.streams.length} shown` : "";
+  const t = el("table", { class: "streams", "data-session": s.id },
+    el("caption", {}, `tunnel #${s.id}: ${s.streams_open} stream${s.streams_open === 1 ? "" : "s"} open${shown}`),
+    head(["stream", "target", "sent", "received"]));
+  for (const st of s.streams) {
+    t.append(row({ class: "stream", "data-target": st.target, "data-bytes": st.bytes_sent + st.bytes_received }, [
+      String(st.id), { class: "text", text: st.target }, bytes(st.bytes_sent), bytes(st.bytes_received),
     ]));
   }
   return t;
@@ -56,14 +71,16 @@ function renderStatus(report) {
   const box = document.getElementById("sources");
   box.replaceChildren();
   for (const src of report.sources) {
-    const refusals = Object.entries(src.refusals).map(([r, n]) => `${r} ${n}`).join(", ") || "none";
+    const list = (m) => Object.entries(m).map(([r, n]) => `${r} ${n}`).join(", ") || "none";
     box.append(
       el("h2", {}, `${src.side} ${src.tag}`),
       el("p", { class: "counters" },
-        `sessions open ${src.sessions_open}, total ${src.sessions_total}; UDP associations ${src.udp_associations}` +
-        (src.side === "server" ? `; handshakes refused: ${refusals}` : "")),
+        `sessions open ${src.sessions_open}, total ${src.sessions_total}; ` +
+        `streams open ${src.streams.open}, total ${src.streams.total}; UDP associations ${src.udp_associations}` +
+        (src.side === "server" ? `; handshakes refused: ${list(src.refusals)}; streams refused: ${list(src.streams.refused)}` : "")),
       pathTable(src.paths),
       src.sessions.length ? sessionTable(src.sessions, now) : el("p", {}, "no live session"),
+      ...src.sessions.filter((s) => s.streams.length).map(streamTable),
     );
   }
   document.getElementById("updated").textContent = "updated " + new Date(now).toLocaleTimeString();
