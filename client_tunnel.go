@@ -173,6 +173,11 @@ func (c *Client) runTunnel(ct *clientTunnel) {
 	sess := conn.(*session.Session)
 	ct.sess = sess
 	ct.t = mux.New(sess, mux.Config{Client: true, RTT: sess.RTT, Datagrams: sess, Logger: d.log, LocalAddr: Addr("client"),
+		Opened: func(_ *mux.Stream, remote bool) {
+			if !remote {
+				c.obs.streamBegin()
+			}
+		},
 		Ended: func(_ *mux.Stream, remote bool) {
 			if !remote {
 				c.obs.streamEnd()
@@ -235,7 +240,6 @@ func (c *Client) openStream(ctx context.Context, cmd byte, target string) (net.C
 		}
 		st, err := t.Open(ctx, cmd, target)
 		if err == nil {
-			c.obs.streamBegin()
 			return st, nil
 		}
 		if try == 0 && (errors.Is(err, mux.ErrTunnelClosed) || errors.Is(err, mux.ErrGoaway)) {

@@ -34,6 +34,11 @@ func (s *Server) serveTunnel(sess *session.Session, client net.Addr, log *slog.L
 			return ""
 		},
 		Refused: s.obs.streamRefused,
+		Opened: func(_ *mux.Stream, remote bool) {
+			if remote {
+				s.obs.streamBegin()
+			}
+		},
 		Ended: func(_ *mux.Stream, remote bool) {
 			if remote {
 				s.obs.streamEnd()
@@ -75,7 +80,6 @@ func (s *Server) serveStream(st *mux.Stream, client net.Addr, log *slog.Logger) 
 		if err := st.Accept(); err != nil {
 			return
 		}
-		s.obs.streamBegin()
 		select {
 		case s.accepted <- &Conn{Conn: st, target: st.Target()}:
 		case <-s.closing:
@@ -97,7 +101,6 @@ func (s *Server) serveStream(st *mux.Stream, client net.Addr, log *slog.Logger) 
 		target.Close() // the client gave up, or the tunnel ended
 		return
 	}
-	s.obs.streamBegin()
 	start := time.Now()
 	up, down, rerr := relay.Copy(st, target)
 	log.Debug("stream end", "up", up, "down", down, "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr))
@@ -131,7 +134,6 @@ func (s *Server) serveAssociation(st *mux.Stream, client net.Addr, log *slog.Log
 		pc.Close()
 		return
 	}
-	s.obs.streamBegin()
 	s.obs.udp.Add(1)
 	defer s.obs.udp.Add(-1)
 	start := time.Now()

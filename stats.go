@@ -62,8 +62,10 @@ type SessionStatus struct {
 	// side, and received in order from the other.
 	Sent, Received uint64
 	Paths          []PathStatus // sorted by name
-	// A tunnel's streams: how many are open, and the oldest of them (at
-	// most maxStreamList).
+	// Tunnel is set for a tunnel's session (its Target is "tunnel"), with
+	// its streams: how many are open, and the oldest of them (at most
+	// maxStreamList).
+	Tunnel      bool
 	StreamsOpen int
 	Streams     []StreamInfo
 }
@@ -229,6 +231,7 @@ func (o *observer) status(key func(string) string) Status {
 		ss := SessionStatus{ID: l.id, Target: l.s.RemoteAddr().String(), Started: info.Started,
 			Sent: info.Written, Received: info.Read}
 		if l.t != nil {
+			ss.Tunnel = true
 			ss.StreamsOpen = l.t.Stats().Open
 			for _, si := range l.t.StreamList(maxStreamList) {
 				ss.Streams = append(ss.Streams, StreamInfo(si))

@@ -96,10 +96,6 @@ type Series struct {
 	Rates []float64 `json:"rates"`
 }
 
-// tunnelTarget is the target a tunnel's session reports: its streams have
-// the real ones.
-const tunnelTarget = "tunnel"
-
 func sourceReport(src Source, st mptp.Status) SourceReport {
 	r := SourceReport{Side: src.Side, Tag: src.Tag, SessionsOpen: st.SessionsOpen, SessionsTotal: st.SessionsTotal,
 		Refusals: st.Refusals, UDPAssociations: st.UDPAssociations,
@@ -116,7 +112,7 @@ func sourceReport(src Source, st mptp.Status) SourceReport {
 		r.Paths = append(r.Paths, pathReport(p))
 	}
 	for _, s := range st.Sessions {
-		sr := SessionReport{ID: s.ID, Target: s.Target, Tunnel: s.Target == tunnelTarget, Started: s.Started,
+		sr := SessionReport{ID: s.ID, Target: s.Target, Tunnel: s.Tunnel, Started: s.Started,
 			BytesSent: s.Sent, BytesReceived: s.Received, Paths: []PathReport{},
 			StreamsOpen: s.StreamsOpen, Streams: []StreamReport{}}
 		for _, p := range s.Paths {

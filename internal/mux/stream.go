@@ -109,6 +109,7 @@ func (st *Stream) Accept() error {
 	}
 	st.state = stateOpen
 	close(st.opened)
+	t.opened(st)
 	t.queue(AppendReply(nil, st.id, 0, uint32(st.rwin.size), ""))
 	return nil
 }

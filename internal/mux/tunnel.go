@@ -51,9 +51,12 @@ type Config struct {
 	// Refused, if set, is called with the name of the limit at which an
 	// OPEN was refused.
 	Refused func(limit string)
-	// Ended is called with every stream that was open (accepted) when it
-	// leaves the table, and whether the peer opened it.
-	Ended func(st *Stream, remote bool)
+	// Opened is called with every stream as it opens (the peer's REPLY OK
+	// came, or this end accepted it), and Ended as an open stream leaves
+	// the table; remote tells whether the peer opened it. They are called
+	// with the tunnel's lock held: they must be quick.
+	Opened func(st *Stream, remote bool)
+	Ended  func(st *Stream, remote bool)
 	// RTT gives the tunnel's round-trip time, which window auto-tuning
 	// needs. Nil: windows do not grow.
 	RTT func() time.Duration
@@ -267,8 +270,18 @@ func (t *Tunnel) remove(st *Stream) {
 			signal(t.wake) // the writer closes the tunnel once none is left
 		}
 		if wasOpen && t.cfg.Ended != nil {
-			t.cfg.Ended(st, st.id%2 != t.nextID%2)
+			t.cfg.Ended(st, t.remote(st))
 		}
+	}
+}
+
+// remote reports whether the peer opened st.
+func (t *Tunnel) remote(st *Stream) bool { return st.id%2 != t.nextID%2 }
+
+// opened reports a stream that became open. Called with t.mu held.
+func (t *Tunnel) opened(st *Stream) {
+	if t.cfg.Opened != nil {
+		t.cfg.Opened(st, t.remote(st))
 	}
 }
 
@@ -495,6 +508,7 @@ func (t *Tunnel) handle(f Frame) error {
 		st.state = stateOpen
 		st.credit.limit = uint64(f.Window)
 		close(st.opened)
+		t.opened(st)
 	case TypeWindow:
 		if !st.credit.grant(f.Window) {
 			st.resetLocked(RstProtocol, "window overflow", true)
