@@ -108,3 +108,16 @@ func (q *byteQueue) reset() {
 	}
 	q.blocks, q.n = nil, 0
 }
+
+// pop takes the front block out whole; its bytes are the caller's, who
+// releases it.
+func (q *byteQueue) pop() block {
+	b := q.blocks[0]
+	q.blocks[0] = block{}
+	q.blocks = q.blocks[1:]
+	if len(q.blocks) == 0 {
+		q.blocks = nil
+	}
+	q.n -= len(b.data)
+	return b
+}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -580,5 +581,36 @@ func TestHostileGrantsAndDoesNotRead(t *testing.T) {
 	wg.Wait()
 	if q := c.Stats().BufferedUnsent; q > TunnelSendBuffer {
 		t.Fatalf("%d bytes queued, more than the tunnel's %d", q, TunnelSendBuffer)
+	}
+}
+
+// ReadFrom and WriteTo (io.Copy's fast paths) carry the same bytes as
+// Write and Read, for reads of every size.
+func TestCopyPaths(t *testing.T) {
+	c, _ := echoPair(t, Config{}, Config{}, nil)
+	data := randBytes(3<<20 + 1234)
+	for _, r := range []func() io.Reader{
+		func() io.Reader { return iotest.HalfReader(bytes.NewReader(data)) },
+		func() io.Reader { return iotest.OneByteReader(bytes.NewReader(data[:5000])) },
+		func() io.Reader { return io.LimitReader(bytes.NewReader(data), int64(len(data))) },
+	} {
+		src := r()
+		want, _ := io.ReadAll(r())
+		st, err := c.Open(context.Background(), 1, "x.test:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			st.ReadFrom(src)
+			st.CloseWrite()
+		}()
+		var got bytes.Buffer
+		if _, err := st.WriteTo(&got); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("%d bytes came back for %d", got.Len(), len(want))
+		}
 	}
 }
