@@ -16,15 +16,20 @@ import (
 // The loopback group: on 127.0.0.1 alone, where the links cost nothing and
 // every difference is the relays' own cost. One download through each of
 // plain TCP, Debian's danted and mptp with 1 and 3 paths, interleaved run
-// by run; the machine's busy CPU over each download per GB moved; and the
-// time to a first byte through danted and through mptp.
+// by run; the machine's busy CPU over each download per GB moved, and the
+// CPU of the processes of the transfer (the source, the relays, the fetch
+// role) per GB: on a machine shared with other work the first counts that
+// work too, the second misses kernel work done outside them (softirqs on
+// other tasks' time, ksoftirqd); and the time to a first byte through
+// danted and through mptp.
 
 func init() { register("loopback", loopbackCase) }
 
 // lbContender is one way of reaching the source.
 type lbContender struct {
 	what  string
-	socks string // "" is a plain TCP connection
+	socks string  // "" is a plain TCP connection
+	procs []*proc // the relays' processes (their trees)
 }
 
 func loopbackCase(o *opts) (rows []Row, err error) {
@@ -44,13 +49,13 @@ func loopbackCase(o *opts) (rows []Row, err error) {
 		}
 	}()
 	// up starts a process and waits until it listens on addr.
-	up := func(name, addr string, argv ...string) error {
+	up := func(name, addr string, argv ...string) (*proc, error) {
 		p, err := start(name, "", argv...)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		procs = append(procs, p)
-		return p.waitPort("", addr)
+		return p, p.waitPort("", addr)
 	}
 
 	ports, err := lbFreePorts(5)
@@ -64,7 +69,8 @@ func loopbackCase(o *opts) (rows []Row, err error) {
 		return nil, err
 	}
 
-	if err := up("source", src, o.self, "source", "-listen", src); err != nil {
+	source, err := up("source", src, o.self, "source", "-listen", src)
+	if err != nil {
 		return nil, err
 	}
 
@@ -82,9 +88,11 @@ func loopbackCase(o *opts) (rows []Row, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := up("mptp server", server, o.mptp, "-c", serverConf); err != nil {
+	mserver, err := up("mptp server", server, o.mptp, "-c", serverConf)
+	if err != nil {
 		return nil, err
 	}
+	clients := map[int]*proc{}
 	for _, c := range []struct {
 		paths int
 		port  int
@@ -108,19 +116,29 @@ func loopbackCase(o *opts) (rows []Row, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := up(fmt.Sprintf("mptp client, %d paths", c.paths), c.addr, o.mptp, "-c", f); err != nil {
+		if clients[c.paths], err = up(fmt.Sprintf("mptp client, %d paths", c.paths), c.addr, o.mptp, "-c", f); err != nil {
 			return nil, err
 		}
 	}
 
 	contenders := []lbContender{
-		{"tcp direct", ""},
-		{"danted", dante},
-		{"mptp 1 path", socks1},
-		{"mptp 3 paths", socks3},
+		{"tcp direct", "", nil},
+		{"danted", dante, []*proc{danted}},
+		{"mptp 1 path", socks1, []*proc{clients[1], mserver}},
+		{"mptp 3 paths", socks3, []*proc{clients[3], mserver}},
 	}
 	mbps := map[string][]float64{}
-	cpu := map[string][]float64{} // CPU seconds per GB
+	cpu := map[string][]float64{}  // CPU seconds per GB, the machine's
+	pcpu := map[string][]float64{} // and the processes' of the transfer
+	// procsCPU is the CPU time of the source, c's relays, and this
+	// program's children that ended (the fetch role).
+	procsCPU := func(c lbContender) time.Duration {
+		t := treeCPU(source.cmd.Process.Pid) + childrenCPU()
+		for _, p := range c.procs {
+			t += treeCPU(p.cmd.Process.Pid)
+		}
+		return t
+	}
 	var errs []error
 	for run := 0; run < o.runs; run++ {
 		for _, c := range contenders {
@@ -128,9 +146,9 @@ func loopbackCase(o *opts) (rows []Row, err error) {
 			if c.socks != "" {
 				args = append(args, "-socks", c.socks)
 			}
-			before := cpuBusy()
+			before, pbefore := cpuBusy(), procsCPU(c)
 			r, err := fetch(o, "", args...)
-			busy := cpuBusy() - before
+			busy, pbusy := cpuBusy()-before, procsCPU(c)-pbefore
 			if err != nil {
 				errs = append(errs, fmt.Errorf("download via %s, run %d: %w", c.what, run+1, err))
 				continue
@@ -138,13 +156,15 @@ func loopbackCase(o *opts) (rows []Row, err error) {
 			mbps[c.what] = append(mbps[c.what], r.Mbps)
 			if r.Bytes > 0 {
 				cpu[c.what] = append(cpu[c.what], busy.Seconds()/(float64(r.Bytes)/1e9))
+				pcpu[c.what] = append(pcpu[c.what], pbusy.Seconds()/(float64(r.Bytes)/1e9))
 			}
-			log.Printf("loopback: run %d %-12s %8.0f Mbit/s %6.2f CPU s/GB", run+1, c.what, r.Mbps, busy.Seconds()/(float64(r.Bytes)/1e9))
+			log.Printf("loopback: run %d %-12s %8.0f Mbit/s %6.2f CPU s/GB (machine), %6.2f (processes)", run+1, c.what, r.Mbps,
+				busy.Seconds()/(float64(r.Bytes)/1e9), pbusy.Seconds()/(float64(r.Bytes)/1e9))
 			time.Sleep(200 * time.Millisecond) // let the last one's sockets close
 		}
 	}
 
-	ttfbContenders := []lbContender{{"tcp direct", ""}, {"danted", dante}, {"mptp 1 path", socks1}}
+	ttfbContenders := contenders[:3]
 	ttfb := map[string][]float64{}
 	for run := 0; run < o.runs; run++ {
 		for _, c := range ttfbContenders {
@@ -177,6 +197,12 @@ func loopbackCase(o *opts) (rows []Row, err error) {
 		if len(cpu[c.what]) > 0 {
 			rows = append(rows, Row{Group: "loopback", Case: "CPU per GB", What: c.what,
 				Value: median(cpu[c.what]), Unit: "CPU s/GB", Base: base(c.what)})
+		}
+	}
+	for _, c := range contenders {
+		if len(pcpu[c.what]) > 0 {
+			rows = append(rows, Row{Group: "loopback", Case: "CPU per GB, processes", What: c.what,
+				Value: median(pcpu[c.what]), Unit: "CPU s/GB", Base: base(c.what)})
 		}
 	}
 	for _, c := range ttfbContenders {

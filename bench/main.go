@@ -7,7 +7,8 @@
 //	go run ./bench -smoke           # seconds: that the harness still works
 //
 // It runs its own parts as subprocesses of itself (roles: source, fetch,
-// delay), the real mptp binary, Debian's danted and the kernel's MPTCP.
+// delay, connrate, scale-app, scale-target), the real mptp binary,
+// Debian's danted and the kernel's MPTCP.
 package main
 
 import (
@@ -40,7 +41,7 @@ type caseFunc func(o *opts) ([]Row, error)
 var cases = map[string]caseFunc{}
 
 // order is how the groups are run and printed.
-var order = []string{"lab", "loopback", "ttfb", "scale", "plot"}
+var order = []string{"lab", "loopback", "ttfb", "connrate", "scale", "plot"}
 
 func register(name string, f caseFunc) { cases[name] = f }
 

@@ -186,3 +186,43 @@ func (b *outputBuf) String() string {
 	defer b.mu.Unlock()
 	return strings.TrimSpace(b.b.String())
 }
+
+// treeCPU is the CPU time pid and its descendants have used, with what
+// their children that ended and were reaped had used (danted's children
+// come and go).
+func treeCPU(pid int) time.Duration {
+	var t time.Duration
+	for _, p := range procTree(pid) {
+		t += procCPUWithChildren(p)
+	}
+	return t
+}
+
+// procCPUWithChildren is utime+stime+cutime+cstime of a process.
+func procCPUWithChildren(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 15 {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // fields 14-17 of stat
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100
+}
+
+// childrenCPU is the CPU time this program's children that ended and were
+// waited for have used.
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,35 +1,50 @@
 package main
 
-// The "scale" group: what one session costs in memory, idle and busy, in
-// mptp (client and server) and in Debian's danted, measured in the same
-// run on loopback.
+// The "scale" group: what an idle tunnel costs, and what one more
+// connection through it costs in memory, idle and busy, in mptp (client
+// and server) and in Debian's danted, measured in the same run on
+// loopback.
 //
-// How it measures: the mptp client and the mptp server each run as a
-// subprocess of this program (roles scale-client and scale-server), so
-// that each side's memory is its own process's. The echo target and the
-// SOCKS5 clients of danted run here, in the harness, and are not counted.
-// A figure is the growth of the resident set (VmRSS from /proc/PID/status)
-// from before the sessions were opened to while they are held, divided by
-// the sessions held. Before each idle reading a Go process runs the GC
+// Since the tunnel, an mptp client keeps one session open over its paths,
+// and each SOCKS connection is a stream inside it. Each side of mptp runs
+// as a subprocess of this program (role scale-app) that builds and starts
+// the very config the quick command line prints (`mptp server --listen
+// ADDR`, `mptp client --socks ADDR --server ADDR --path direct --path
+// direct?bind=127.0.0.2`: the default settings, two paths), so that each
+// side's memory is its own process's and its Go runtime can be asked for
+// its account. The echo target runs in a process of its own (role
+// scale-target), and the SOCKS5 clients, for mptp and for danted alike,
+// run here, in the harness: neither is counted. A figure is the growth of
+// the resident set (VmRSS from /proc/PID/status) from before the
+// connections were opened to while they are held, divided by the
+// connections held. Before each idle reading a Go process runs the GC
 // (twice, so that sync.Pool's victim cache is empty too) and gives freed
 // memory back (debug.FreeOSMemory), so that its RSS is what it holds, not
 // garbage; busy readings take the RSS as it is, sampled while every
-// session moves data, and their median. For danted, a tree of processes,
-// the figure is the sum of their RSS (pages shared between the forks count
-// in each: the summed PSS, which shares them out, is given beside it). The
-// mptp sides also report the Go runtime's own account,
+// connection moves data, and their median. For danted, a tree of
+// processes, the figure is the sum of their RSS (pages shared between the
+// forks count in each: the summed PSS, which shares them out, is given
+// beside it). The mptp sides also report the Go runtime's own account,
 // HeapInuse+StackInuse, which counts a buffer whole even where the kernel
-// has not backed all of its pages yet (a buffer that only ever took a few
-// bytes is mostly not resident). Idle cases also give the CPU the held
-// sessions use while nothing moves (utime+stime from /proc/PID/stat).
+// has not backed all of its pages yet. Idle cases also give the CPU the
+// held connections use while nothing moves (utime+stime from
+// /proc/PID/stat, over idleSpan).
 //
-// The busy case ends with "idle after busy": the same sessions, idle
+// The busy case ends with "idle after busy": the same connections, idle
 // again, hold what carrying data left them.
+//
+// The "idle tunnel" case is the client and server up with no stream: the
+// CPU they use (client and server together) and the TCP segments each
+// path carries, both ways, per second. The segments are counted per
+// socket: `ss -tin` gives each end's segs_out (data, ACKs and
+// retransmissions alike), read at the start and the end of the span, for
+// the connections to the server's port; a path is named by the client's
+// local address (127.0.0.1, 127.0.0.2). Other traffic on the machine's
+// loopback is not counted.
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -52,51 +67,57 @@ import (
 
 	"golang.org/x/net/proxy"
 
-	"github.com/mptp/mptp"
+	"github.com/mptp/mptp/config"
+	inmptp "github.com/mptp/mptp/inbound/mptp"
+	"github.com/mptp/mptp/internal/app"
+	outmptp "github.com/mptp/mptp/outbound/mptp"
 )
 
 func init() {
 	register("scale", scaleCase)
-	roles["scale-server"] = roleScaleServer
-	roles["scale-client"] = roleScaleClient
+	roles["scale-app"] = roleScaleApp
+	roles["scale-target"] = roleScaleTarget
 }
 
 const (
-	scaleDanted    = "/usr/sbin/danted"
-	scaleTargets   = 16       // loopback addresses the echo target listens on
-	scaleListeners = 4        // and the mptp server
-	scaleBlock     = 64 << 10 // what a busy session writes, then reads back
-	scaleDialers   = 64       // dials in flight while sessions are opened
+	scaleDanted  = "/usr/sbin/danted"
+	scaleTargets = 16       // loopback addresses the echo target listens on
+	scaleBlock   = 64 << 10 // what a busy connection writes, then reads back
+	scaleDialers = 64       // dials in flight while connections are opened
+	scalePaths   = 2        // the mptp client's
 )
 
-// scaleTargetAddr and scaleServerAddr spread connections over loopback
-// addresses, so that neither end runs out of ports (nor of 4-tuples with
-// connections still in TIME_WAIT from an earlier run).
+// scaleTargetAddr spreads connections over loopback addresses, so that
+// no end runs out of ports (nor of 4-tuples with connections still in
+// TIME_WAIT from an earlier run).
 func scaleTargetAddr(k int) string { return fmt.Sprintf("127.31.1.%d:0", k+1) }
-func scaleServerAddr(k int) string { return fmt.Sprintf("127.31.2.%d:0", k+1) }
 
 // scalePlan is what one run measures.
 type scalePlan struct {
-	idle  []int // numbers of idle sessions
-	busy  int   // sessions that move data while measured
-	warm  time.Duration
-	span  time.Duration // busy: how long RSS is sampled
-	runs  int
-	probe int // sessions opened and closed before the baseline
+	idle     []int         // numbers of idle connections
+	busy     int           // connections that move data while measured
+	warm     time.Duration // before the readings
+	idleSpan time.Duration // idle: CPU is measured over this
+	span     time.Duration // busy: how long RSS is sampled
+	tunnel   time.Duration // idle tunnel: CPU and segments are counted over this
+	runs     int
+	probe    int // connections opened and closed before the baseline
 }
 
 func scaleCase(o *opts) (rows []Row, err error) {
-	p := scalePlan{idle: []int{1000, 10000}, busy: 1000, warm: time.Second, span: 2 * time.Second,
-		runs: min(o.runs, 3), probe: 20}
+	p := scalePlan{idle: []int{1000, 10000}, busy: 1000, warm: time.Second, idleSpan: 5 * time.Second,
+		span: 2 * time.Second, tunnel: 10 * time.Second, runs: min(o.runs, 3), probe: 20}
 	if o.smoke {
-		p = scalePlan{idle: []int{50}, busy: 10, warm: 100 * time.Millisecond, span: 200 * time.Millisecond, runs: 1, probe: 5}
+		p = scalePlan{idle: []int{50}, busy: 10, warm: 100 * time.Millisecond, idleSpan: 300 * time.Millisecond,
+			span: 200 * time.Millisecond, tunnel: time.Second, runs: 1, probe: 5}
 	}
 	if p.runs < o.runs {
-		log.Printf("scale: %d runs of each case, not %d, and one of 5,000 sessions or more: each figure is a mean over thousands of sessions already, and a run of 10,000 takes half a minute", p.runs, o.runs)
+		log.Printf("scale: %d runs of each case, not %d: each figure is a mean over thousands of connections already", p.runs, o.runs)
 	}
-	// Descriptors: the mptp server holds two a session (sub-connection and
-	// target); this process holds two for each danted session (the SOCKS
-	// client end and the target's end).
+	// Descriptors: each process holds one a connection: the harness the
+	// SOCKS client's end, the target its end, the mptp client the SOCKS
+	// connection, the mptp server the target connection; danted's are
+	// spread over its processes.
 	most := p.busy
 	for _, n := range p.idle {
 		most = max(most, n)
@@ -113,15 +134,15 @@ func scaleCase(o *opts) (rows []Row, err error) {
 			}
 			// The most that fits, in thousands, unless that is measured
 			// already.
-			fit := int(limit-scaleFdSpare) / 2 / 1000 * 1000
-			log.Printf("scale: skipping %d idle sessions: they need RLIMIT_NOFILE %d, it is %d and cannot be raised (%v); measuring %d instead",
+			fit := int(limit-scaleFdSpare) / 1000 * 1000
+			log.Printf("scale: skipping %d idle connections: they need RLIMIT_NOFILE %d, it is %d and cannot be raised (%v); measuring %d instead",
 				n, scaleFds(n), limit, nerr, fit)
 			if fit > 0 && !slices.Contains(p.idle, fit) && !slices.Contains(keep, fit) {
 				keep = append(keep, fit)
 			}
 		}
 		p.idle = keep
-		p.busy = min(p.busy, int(limit-scaleFdSpare)/2)
+		p.busy = min(p.busy, int(limit-scaleFdSpare))
 	}
 	danted := true
 	if _, err := os.Stat(scaleDanted); err != nil {
@@ -130,11 +151,18 @@ func scaleCase(o *opts) (rows []Row, err error) {
 	}
 	goroutines := runtime.NumGoroutine()
 
-	tgt, err := startScaleTarget()
+	tgt, err := startScaleTarget(o)
 	if err != nil {
 		return nil, err
 	}
 	defer tgt.close()
+
+	var errs []error
+	trows, err := scaleTunnelCase(o, p)
+	rows = append(rows, trows...)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("idle tunnel: %w", err))
+	}
 
 	type measure struct {
 		name string
@@ -148,16 +176,11 @@ func scaleCase(o *opts) (rows []Row, err error) {
 	if p.busy > 0 {
 		ms = append(ms, measure{scaleCaseName(p.busy, true, 0), p.busy, true})
 	}
-	var errs []error
 	for _, m := range ms {
 		// One list per case: the busy run gives "busy" and "idle after busy".
 		var mp, dt [2][]scaleFigures
-		runs := p.runs
-		if m.n >= 5000 {
-			runs = 1
-		}
 		useDanted := danted
-		for run := 0; run < runs; run++ {
+		for run := 0; run < p.runs; run++ {
 			fs, err := scaleMptpRun(o, tgt, p, m.n, m.busy)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s, mptp: %w", m.name, err))
@@ -189,8 +212,8 @@ func scaleCase(o *opts) (rows []Row, err error) {
 		}
 	}
 	tgt.close()
-	// Everything is down: the roles and danted have exited, their
-	// connections are closed; the target's goroutines are gone too.
+	// Everything is down: the roles and danted have exited, the
+	// connections here are closed and their goroutines gone.
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -203,40 +226,40 @@ func scaleCase(o *opts) (rows []Row, err error) {
 }
 
 // scaleCaseName names a case: n idle, n busy, or (part 1 of a busy run)
-// n idle after busy: sessions that carried data hold what it left them.
+// n idle after busy: connections that carried data hold what it left them.
 func scaleCaseName(n int, busy bool, part int) string {
 	switch {
 	case !busy:
-		return fmt.Sprintf("%d idle", n)
+		return fmt.Sprintf("%d idle streams", n)
 	case part == 0:
-		return fmt.Sprintf("%d busy", n)
+		return fmt.Sprintf("%d busy streams", n)
 	}
-	return fmt.Sprintf("%d idle after busy", n)
+	return fmt.Sprintf("%d idle streams after busy", n)
 }
 
-// scaleFigures is one run's figures, in KiB per session held.
+// scaleFigures is one run's figures, in KiB per connection held.
 type scaleFigures struct {
-	held           int // sessions held (danted may hold fewer than asked)
+	held           int // connections held (danted may hold fewer than asked)
 	client, server float64
 	clientGo       float64 // mptp: HeapInuse+StackInuse
 	serverGo       float64
-	cpu            float64 // idle: CPU time over wall time, in % of one core (client and server together)
+	cpu            float64 // CPU time over wall time, in % of one core (client and server together), idle or busy
 	pss            float64 // danted: summed PSS
-	mibps          float64 // busy: MiB/s echoed, all sessions together
+	mibps          float64 // busy: MiB/s echoed, all connections together
 	procs          int     // danted: processes while held
 }
 
 func (f scaleFigures) String() string {
-	s := fmt.Sprintf("%d held: client %.1f KiB, server %.1f KiB per session (RSS)", f.held, f.client, f.server)
+	s := fmt.Sprintf("%d held: client %.1f KiB, server %.1f KiB per stream (RSS)", f.held, f.client, f.server)
 	if f.procs > 0 {
-		s = fmt.Sprintf("%d held by %d processes: %.1f KiB RSS, %.1f KiB PSS per session", f.held, f.procs, f.server, f.pss)
+		s = fmt.Sprintf("%d held by %d processes: %.1f KiB RSS, %.1f KiB PSS per connection", f.held, f.procs, f.server, f.pss)
 	} else {
 		s += fmt.Sprintf("; Go heap+stack client %.1f KiB, server %.1f KiB", f.clientGo, f.serverGo)
 	}
 	if f.mibps > 0 {
-		s += fmt.Sprintf("; %.0f MiB/s echoed", f.mibps)
+		s += fmt.Sprintf("; %.0f MiB/s echoed, %.0f%% of a core", f.mibps, f.cpu)
 	} else {
-		s += fmt.Sprintf("; %.1f%% of a core while idle", f.cpu)
+		s += fmt.Sprintf("; %.2f%% of a core while idle", f.cpu)
 	}
 	return s
 }
@@ -253,19 +276,21 @@ func scaleRows(name string, n int, busy bool, mp, dt []scaleFigures) []Row {
 	if busy {
 		how = "RSS while busy"
 	}
-	base := "danted, summed " + how + ", KiB per session"
+	base := "danted, summed " + how + ", KiB per connection"
 	var rows []Row
 	add := func(what string, v float64, unit string, b string) {
 		rows = append(rows, Row{Group: "scale", Case: name, What: what, Value: v, Unit: unit, Base: b})
 	}
 	if len(dt) > 0 {
 		add(base, med(dt, func(f scaleFigures) float64 { return f.server }), "KiB", "")
-		add("danted, summed PSS"+strings.TrimPrefix(how, "RSS")+", KiB per session", med(dt, func(f scaleFigures) float64 { return f.pss }), "KiB", "")
+		add("danted, summed PSS"+strings.TrimPrefix(how, "RSS")+", KiB per connection", med(dt, func(f scaleFigures) float64 { return f.pss }), "KiB", "")
 		if held := med(dt, func(f scaleFigures) float64 { return float64(f.held) }); int(held) < n {
-			add("danted, sessions it held", held, "sessions", "")
+			add("danted, connections it held", held, "connections", "")
 		}
 		if !busy {
 			add("danted, CPU while idle, % of a core", med(dt, func(f scaleFigures) float64 { return f.cpu }), "%", "")
+		} else {
+			add("danted, CPU while busy, % of a core", med(dt, func(f scaleFigures) float64 { return f.cpu }), "%", "")
 		}
 	} else {
 		base = ""
@@ -273,14 +298,16 @@ func scaleRows(name string, n int, busy bool, mp, dt []scaleFigures) []Row {
 	if len(mp) > 0 {
 		c := med(mp, func(f scaleFigures) float64 { return f.client })
 		s := med(mp, func(f scaleFigures) float64 { return f.server })
-		add("mptp client+server, "+how+", KiB per session", med(mp, func(f scaleFigures) float64 { return f.client + f.server }), "KiB", base)
-		add("mptp client, "+how+", KiB per session", c, "KiB", base)
-		add("mptp server, "+how+", KiB per session", s, "KiB", base)
-		add("mptp client, Go HeapInuse+StackInuse, KiB per session", med(mp, func(f scaleFigures) float64 { return f.clientGo }), "KiB", "")
-		add("mptp server, Go HeapInuse+StackInuse, KiB per session", med(mp, func(f scaleFigures) float64 { return f.serverGo }), "KiB", "")
+		add("mptp client+server, "+how+", KiB per stream", med(mp, func(f scaleFigures) float64 { return f.client + f.server }), "KiB", base)
+		add("mptp client, "+how+", KiB per stream", c, "KiB", base)
+		add("mptp server, "+how+", KiB per stream", s, "KiB", base)
+		add("mptp client, Go HeapInuse+StackInuse, KiB per stream", med(mp, func(f scaleFigures) float64 { return f.clientGo }), "KiB", "")
+		add("mptp server, Go HeapInuse+StackInuse, KiB per stream", med(mp, func(f scaleFigures) float64 { return f.serverGo }), "KiB", "")
 		if !busy {
 			// No ratio: danted's is 0 or near it.
 			add("mptp client+server, CPU while idle, % of a core", med(mp, func(f scaleFigures) float64 { return f.cpu }), "%", "")
+		} else {
+			add("mptp client+server, CPU while busy, % of a core", med(mp, func(f scaleFigures) float64 { return f.cpu }), "%", "")
 		}
 	}
 	if busy && len(mp) > 0 {
@@ -294,39 +321,196 @@ func scaleRows(name string, n int, busy bool, mp, dt []scaleFigures) []Row {
 	return rows
 }
 
-// scaleMptpRun opens n sessions through a fresh mptp client and server,
-// each after one small exchange, and measures both processes: idle, or
-// busy and then idle again.
-func scaleMptpRun(o *opts, tgt *scaleTarget, p scalePlan, n int, busy bool) (fs []scaleFigures, err error) {
-	srv, err := startScaleProc(o, "scale-server", "-listen", strings.Join(scaleAddrs(scaleServerAddr, scaleListeners), ","))
+// scaleMptp is an mptp server and client of one run, each a scale-app
+// role running the config its quick command line prints.
+type scaleMptp struct {
+	srv, cli *scaleProc
+	socks    string // the client's SOCKS5 address
+	port     int    // the server's port, on 127.0.0.1
+}
+
+// startScaleMptp starts a server and a client, and waits until the
+// client's tunnel is up on both paths. On an error it stops them.
+func startScaleMptp(o *opts) (m *scaleMptp, err error) {
+	ports, err := lbFreePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
-	hello, err := srv.read(10 * time.Second)
+	srvAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	socks := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
+	dir, err := os.MkdirTemp(o.work, "scale-mptp-")
 	if err != nil {
 		return nil, err
 	}
-	cli, err := startScaleProc(o, "scale-client", "-server", strings.Join(hello.Addrs, ","))
+	srvConf, err := scaleQuickConf(o, dir, "server.json", "server", "--listen", srvAddr)
 	if err != nil {
+		return nil, err
+	}
+	cliConf, err := scaleQuickConf(o, dir, "client.json", "client", "--socks", socks, "--server", srvAddr,
+		"--path", "direct", "--path", "direct?bind=127.0.0.2")
+	if err != nil {
+		return nil, err
+	}
+	m = &scaleMptp{socks: socks, port: ports[0]}
+	if m.srv, err = startScaleProc(o, "mptp server", "scale-app", "-c", srvConf); err != nil {
 		return nil, err
 	}
 	defer func() {
-		cli.stop() // first, so that the server sees its sessions end
-		srv.stop()
-		tgt.closeConns()
+		if err != nil {
+			m.stop()
+		}
 	}()
-	targets := strings.Join(tgt.addrs, ",")
-	// The first sessions allocate what every later one shares (pools,
-	// maps, the runtime's caches): they belong to the baseline.
-	if _, err := cli.ask(fmt.Sprintf("open %d %s", p.probe, targets), time.Minute); err != nil {
+	if _, err := m.srv.read(10 * time.Second); err != nil {
+		return m, err
+	}
+	if m.cli, err = startScaleProc(o, "mptp client", "scale-app", "-c", cliConf); err != nil {
+		return m, err
+	}
+	if _, err := m.cli.read(10 * time.Second); err != nil {
+		return m, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := m.cli.ask("count", time.Minute)
+		if err != nil {
+			return m, err
+		}
+		if r.Sessions == 1 && r.Paths == scalePaths {
+			return m, nil
+		}
+		if time.Now().After(deadline) {
+			return m, fmt.Errorf("the client's tunnel is not up: %d sessions, %d paths up, not 1 and %d", r.Sessions, r.Paths, scalePaths)
+		}
+	}
+}
+
+// stop ends the client first, so that the server sees its tunnel end.
+func (m *scaleMptp) stop() {
+	if m.cli != nil {
+		m.cli.stop()
+	}
+	if m.srv != nil {
+		m.srv.stop()
+	}
+}
+
+// scaleQuickConf writes the config `mptp ARGS --print` prints.
+func scaleQuickConf(o *opts, dir, name string, args ...string) (string, error) {
+	out, err := run("", append(append([]string{o.mptp}, args...), "--print")...)
+	if err != nil {
+		return "", err
+	}
+	f := filepath.Join(dir, name)
+	return f, os.WriteFile(f, []byte(out), 0o644)
+}
+
+// scaleTunnelCase measures an idle tunnel: client and server up, no
+// stream.
+func scaleTunnelCase(o *opts, p scalePlan) ([]Row, error) {
+	var cpu, crss, srss []float64
+	perPath := map[string][]float64{}
+	var errs []error
+	for run := 0; run < p.runs; run++ {
+		m, err := startScaleMptp(o)
+		if err != nil {
+			return nil, err
+		}
+		err = func() error {
+			defer m.stop()
+			time.Sleep(p.warm) // past the paths' first pings
+			_, noSS := exec.LookPath("ss")
+			if noSS != nil && run == 0 {
+				log.Printf("scale: idle tunnel: no segment counts: no ss (iproute2)")
+			}
+			seg0, err := tcpPaths(m.port)
+			if err != nil && noSS == nil {
+				return err
+			}
+			cpu0, at := procCPU(m.cli.pid())+procCPU(m.srv.pid()), time.Now()
+			time.Sleep(p.tunnel)
+			secs := time.Since(at).Seconds()
+			c := 100 * (procCPU(m.cli.pid()) + procCPU(m.srv.pid()) - cpu0).Seconds() / secs
+			seg1, err := tcpPaths(m.port)
+			if noSS != nil {
+				seg1 = nil
+			} else if err != nil {
+				return err
+			} else if len(seg1) != scalePaths {
+				return fmt.Errorf("%d paths to the server, not %d: %v", len(seg1), scalePaths, seg1)
+			}
+			var line []string
+			for ip, s1 := range seg1 {
+				s0, ok := seg0[ip]
+				if !ok || s0.Conns != s1.Conns || s1.Out < s0.Out || s1.In < s0.In {
+					return fmt.Errorf("path %s changed connections while counted: %v, then %v", ip, s0, s1)
+				}
+				pps := float64(s1.Out-s0.Out+s1.In-s0.In) / secs
+				perPath[ip] = append(perPath[ip], pps)
+				line = append(line, fmt.Sprintf("%s %.2f segments/s (%d out, %d in)", ip, pps, s1.Out-s0.Out, s1.In-s0.In))
+			}
+			slices.Sort(line)
+			cr, err := m.cli.ask("memgc", time.Minute)
+			if err != nil {
+				return err
+			}
+			sr, err := m.srv.ask("memgc", time.Minute)
+			if err != nil {
+				return err
+			}
+			cpu, crss, srss = append(cpu, c), append(crss, float64(cr.RSS)/(1<<20)), append(srss, float64(sr.RSS)/(1<<20))
+			log.Printf("scale: idle tunnel, run %d: %.2f%% of a core over %.1f s; %s; RSS client %.1f MiB, server %.1f MiB",
+				run+1, c, secs, strings.Join(line, ", "), float64(cr.RSS)/(1<<20), float64(sr.RSS)/(1<<20))
+			return nil
+		}()
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	if len(cpu) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	name := fmt.Sprintf("idle tunnel, no streams, %d paths", scalePaths)
+	rows := []Row{{Group: "scale", Case: name, What: "mptp client+server, CPU, % of a core", Value: median(cpu), Unit: "%"}}
+	ips := slices.Sorted(func(yield func(string) bool) {
+		for ip := range perPath {
+			if !yield(ip) {
+				return
+			}
+		}
+	})
+	for _, ip := range ips {
+		rows = append(rows, Row{Group: "scale", Case: name, What: "path from " + ip + ", TCP segments/s, both ways",
+			Value: median(perPath[ip]), Unit: "pkt/s"})
+	}
+	rows = append(rows,
+		Row{Group: "scale", Case: name, What: "mptp client, RSS", Value: median(crss), Unit: "MiB"},
+		Row{Group: "scale", Case: name, What: "mptp server, RSS", Value: median(srss), Unit: "MiB"})
+	return rows, errors.Join(errs...)
+}
+
+// scaleMptpRun opens n connections through the SOCKS5 inbound of a fresh
+// mptp client, streams of its tunnel, each after one small exchange, and
+// measures both processes: idle, or busy and then idle again.
+func scaleMptpRun(o *opts, tgt *scaleTargetProc, p scalePlan, n int, busy bool) (fs []scaleFigures, err error) {
+	m, err := startScaleMptp(o)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := cli.ask("close", time.Minute); err != nil {
+	var conns []net.Conn
+	defer func() {
+		scaleTeardown(tgt, conns)
+		m.stop()
+	}()
+	cli, srv := m.cli, m.srv
+	// The first connections allocate what every later one shares (pools,
+	// maps, the runtime's caches): they belong to the baseline.
+	probe, err := scaleOpenSocks(m.socks, p.probe, tgt.addrs)
+	scaleCloseAll(probe)
+	if err != nil {
 		return nil, err
 	}
 	if err := scaleWait(srv, 0, 10*time.Second); err != nil {
-		return nil, fmt.Errorf("probe sessions did not end: %w", err)
+		return nil, fmt.Errorf("probe streams did not end: %w", err)
 	}
 	c0, err := cli.ask("memgc", time.Minute)
 	if err != nil {
@@ -336,22 +520,26 @@ func scaleMptpRun(o *opts, tgt *scaleTarget, p scalePlan, n int, busy bool) (fs 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cli.ask(fmt.Sprintf("open %d %s", n, targets), 3*time.Minute); err != nil {
-		return nil, err
+	t0 := time.Now()
+	conns, err = scaleOpenSocks(m.socks, n, tgt.addrs)
+	if err != nil {
+		return nil, fmt.Errorf("%d of %d opened: %w", len(conns), n, err)
 	}
+	log.Printf("scale: %d streams opened in %.1f s", n, time.Since(t0).Seconds())
 	if err := scaleWait(srv, n, 10*time.Second); err != nil {
 		return nil, err
 	}
-	if got := tgt.count(); got != n {
-		return nil, fmt.Errorf("the target has %d connections, not %d", got, n)
+	if got, err := tgt.count(); err != nil || got != n {
+		return nil, fmt.Errorf("the target has %d connections, not %d (%v)", got, n, err)
 	}
 	per := func(a, b int64) float64 { return float64(b-a) / 1024 / float64(n) }
 	// idle lets each path's timers (1 s pings) run, measures what they
 	// cost in CPU, then the memory held.
 	idle := func() (f scaleFigures, err error) {
 		f.held = n
-		cpu0, at := procCPU(cli.pid())+procCPU(srv.pid()), time.Now()
 		time.Sleep(p.warm)
+		cpu0, at := procCPU(cli.pid())+procCPU(srv.pid()), time.Now()
+		time.Sleep(p.idleSpan)
 		f.cpu = 100 * (procCPU(cli.pid()) + procCPU(srv.pid()) - cpu0).Seconds() / time.Since(at).Seconds()
 		c1, err := cli.ask("memgc", time.Minute)
 		if err != nil {
@@ -369,39 +557,38 @@ func scaleMptpRun(o *opts, tgt *scaleTarget, p scalePlan, n int, busy bool) (fs 
 		f, err := idle()
 		return []scaleFigures{f}, err
 	}
-	if _, err := cli.ask("busy", time.Minute); err != nil {
-		return nil, err
-	}
+	b := scaleStartBusy(conns)
 	time.Sleep(p.warm)
 	var (
 		crss, srss []float64
 		c1, s1     scaleReport
 	)
+	cpu0, at := procCPU(cli.pid())+procCPU(srv.pid()), time.Now()
 	for start := time.Now(); time.Since(start) < p.span; time.Sleep(p.span / 10) {
 		crss = append(crss, float64(procRSS(cli.pid())))
 		srss = append(srss, float64(procRSS(srv.pid())))
 		if len(crss) == 3 {
 			// The runtime's account, once, midway (no GC forced).
 			if c1, err = cli.ask("mem", time.Minute); err != nil {
+				b.stop(conns)
 				return nil, err
 			}
 			if s1, err = srv.ask("mem", time.Minute); err != nil {
+				b.stop(conns)
 				return nil, err
 			}
 		}
 	}
-	stop, err := cli.ask("stop", time.Minute)
-	if err != nil {
-		return nil, err
-	}
-	f := scaleFigures{held: n, mibps: float64(stop.Bytes) / (1 << 20) / stop.Seconds}
+	cpu := 100 * (procCPU(cli.pid()) + procCPU(srv.pid()) - cpu0).Seconds() / time.Since(at).Seconds()
+	moved, secs := b.stop(conns)
+	f := scaleFigures{held: n, mibps: float64(moved) / (1 << 20) / secs, cpu: cpu}
 	f.client, f.server = per(c0.RSS, int64(median(crss))), per(s0.RSS, int64(median(srss)))
 	f.clientGo, f.serverGo = per(c0.Heap+c0.Stack, c1.Heap+c1.Stack), per(s0.Heap+s0.Stack, s1.Heap+s1.Stack)
 	after, err := idle()
 	return []scaleFigures{f, after}, err
 }
 
-// scaleWait waits until the server holds n sessions.
+// scaleWait waits until the server holds n streams.
 func scaleWait(srv *scaleProc, n int, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
@@ -409,26 +596,27 @@ func scaleWait(srv *scaleProc, n int, d time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if r.Sessions == n {
+		if r.Streams == n {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the server holds %d sessions, not %d", r.Sessions, n)
+			return fmt.Errorf("the server holds %d streams, not %d", r.Streams, n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // scaleDantedRun holds n connections through a fresh danted, as
-// scaleMptpRun does sessions.
-func scaleDantedRun(o *opts, tgt *scaleTarget, p scalePlan, n int, busy bool) (fs []scaleFigures, err error) {
+// scaleMptpRun does through mptp.
+func scaleDantedRun(o *opts, tgt *scaleTargetProc, p scalePlan, n int, busy bool) (fs []scaleFigures, err error) {
 	d, err := startScaleDanted(o)
 	if err != nil {
 		return nil, err
 	}
+	var conns []net.Conn
 	defer func() {
+		scaleTeardown(tgt, conns)
 		d.stop()
-		tgt.closeConns()
 	}()
 	probe, err := scaleOpenSocks(d.addr, p.probe, tgt.addrs)
 	scaleCloseAll(probe)
@@ -437,20 +625,20 @@ func scaleDantedRun(o *opts, tgt *scaleTarget, p scalePlan, n int, busy bool) (f
 	}
 	time.Sleep(200 * time.Millisecond)
 	rss0, pss0, _ := d.mem()
-	conns, err := scaleOpenSocks(d.addr, n, tgt.addrs)
-	defer func() { scaleCloseAll(conns) }()
+	conns, err = scaleOpenSocks(d.addr, n, tgt.addrs)
 	if err != nil {
 		if len(conns) == 0 {
 			return nil, fmt.Errorf("%w (danted: %s)", err, d.log.String())
 		}
-		log.Printf("scale: danted held %d connections of %d: %v", len(conns), n, err)
+		log.Printf("scale: danted held %d connections of %d: %v; danted's last words: %s", len(conns), n, err, lastLines(d.log.String(), 5))
 	}
 	held := len(conns)
 	per := func(a, b int64) float64 { return float64(b-a) / 1024 / float64(held) }
 	idle := func() scaleFigures {
 		f := scaleFigures{held: held}
-		cpu0, at := d.cpu(), time.Now()
 		time.Sleep(p.warm)
+		cpu0, at := d.cpu(), time.Now()
+		time.Sleep(p.idleSpan)
 		f.cpu = 100 * (d.cpu() - cpu0).Seconds() / time.Since(at).Seconds()
 		rss1, pss1, procs := d.mem()
 		f.server, f.pss, f.procs = per(rss0, rss1), per(pss0, pss1), procs
@@ -463,10 +651,12 @@ func scaleDantedRun(o *opts, tgt *scaleTarget, p scalePlan, n int, busy bool) (f
 	time.Sleep(p.warm)
 	f := scaleFigures{held: held}
 	var rs, ps []float64
+	cpu0, at := d.cpu(), time.Now()
 	for start := time.Now(); time.Since(start) < p.span; time.Sleep(p.span / 10) {
 		r, s, procs := d.mem()
 		rs, ps, f.procs = append(rs, float64(r)), append(ps, float64(s)), procs
 	}
+	f.cpu = 100 * (d.cpu() - cpu0).Seconds() / time.Since(at).Seconds()
 	moved, secs := b.stop(conns)
 	f.mibps = float64(moved) / (1 << 20) / secs
 	f.server, f.pss = per(rss0, int64(median(rs))), per(pss0, int64(median(ps)))
@@ -480,7 +670,7 @@ func scaleAddrs(f func(int) string, n int) []string {
 	return out
 }
 
-// scaleExchange is a session's one small exchange before it idles.
+// scaleExchange is a connection's one small exchange before it idles.
 func scaleExchange(c net.Conn) error {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	msg := []byte("scale-hi")
@@ -537,6 +727,28 @@ func scaleOpen(n int, dial func(i int) (net.Conn, error)) ([]net.Conn, error) {
 	}
 	wg.Wait()
 	return conns, first
+}
+
+// scaleTeardown ends a run's connections from the target's end first, and
+// closes the harness's ends once the proxy has passed the close on (or
+// after 10 s). Whoever closes first keeps the connection in TIME_WAIT for
+// a minute: so it is the target's listening ports and the proxy's, and
+// not the ports the proxy dialed from, which a later run needs. (danted
+// binds each connection it dials to its external address, and a port in
+// TIME_WAIT there cannot be bound again.)
+func scaleTeardown(tgt *scaleTargetProc, conns []net.Conn) {
+	tgt.closeConns()
+	deadline := time.Now().Add(10 * time.Second)
+	var buf [1]byte
+	for _, c := range conns {
+		c.SetReadDeadline(deadline)
+		for {
+			if _, err := c.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+	scaleCloseAll(conns)
 }
 
 func scaleCloseAll(conns []net.Conn) {
@@ -611,7 +823,8 @@ func (b *scaleBusy) stop(conns []net.Conn) (int64, float64) {
 	return moved, secs
 }
 
-// scaleTarget is the echo server every session ends at, in this process.
+// scaleTarget is the echo server every connection ends at, in the
+// scale-target role.
 type scaleTarget struct {
 	lns   []net.Listener
 	addrs []string
@@ -621,7 +834,7 @@ type scaleTarget struct {
 	once  sync.Once
 }
 
-func startScaleTarget() (*scaleTarget, error) {
+func newScaleTarget() (*scaleTarget, error) {
 	t := &scaleTarget{conns: map[net.Conn]struct{}{}}
 	for _, a := range scaleAddrs(scaleTargetAddr, scaleTargets) {
 		ln, err := net.Listen("tcp", a)
@@ -700,6 +913,14 @@ func (t *scaleTarget) close() {
 	})
 }
 
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+var scaleDantedNext atomic.Int32
+
 // scaleDantedProc is a danted of this run, on a free loopback port.
 type scaleDantedProc struct {
 	addr string
@@ -721,7 +942,10 @@ func startScaleDanted(o *opts) (*scaleDantedProc, error) {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "danted.conf")
-	text := "logoutput: stderr\ninternal: 127.0.0.1 port = " + port + "\nexternal: 127.0.0.1\n" +
+	// Its own external address each time: danted binds every connection
+	// it dials to it, and that address's ports are its alone.
+	external := fmt.Sprintf("127.31.3.%d", scaleDantedNext.Add(1)%250+1)
+	text := "logoutput: stderr\ninternal: 127.0.0.1 port = " + port + "\nexternal: " + external + "\n" +
 		"clientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n" +
 		"client pass { from: 127.0.0.1/32 to: 0.0.0.0/0 }\n" +
 		"socks pass { from: 127.0.0.1/32 to: 0.0.0.0/0 command: connect }\n"
@@ -729,7 +953,8 @@ func startScaleDanted(o *opts) (*scaleDantedProc, error) {
 		return nil, err
 	}
 	d := &scaleDantedProc{addr: addr, log: &outputBuf{}, done: make(chan struct{})}
-	d.cmd = command(scaleDanted, "-f", conf, "-N", "1", "-p", filepath.Join(dir, "danted.pid"))
+	argv := inNetns("", scaleDanted, "-f", conf, "-N", "1", "-p", filepath.Join(dir, "danted.pid")) // BENCH_NICE
+	d.cmd = command(argv[0], argv[1:]...)
 	// Its own process group: danted forks, and stop ends the whole tree.
 	d.cmd.SysProcAttr.Setpgid = true
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
@@ -765,14 +990,9 @@ func (d *scaleDantedProc) mem() (rss, pss int64, procs int) {
 	return rss, pss, procs
 }
 
-// cpu is the CPU time danted's processes have used.
-func (d *scaleDantedProc) cpu() time.Duration {
-	var t time.Duration
-	for _, pid := range procTree(d.cmd.Process.Pid) {
-		t += procCPU(pid)
-	}
-	return t
-}
+// cpu is the CPU time danted's processes have used, with their children
+// that ended.
+func (d *scaleDantedProc) cpu() time.Duration { return treeCPU(d.cmd.Process.Pid) }
 
 func (d *scaleDantedProc) stop() {
 	pgid := d.cmd.Process.Pid
@@ -855,10 +1075,11 @@ func procField(file, key string) int64 {
 	return 0
 }
 
-// scaleFds is the descriptors one process needs for n sessions: two each
-// (the mptp server's sub-connection and target; here, danted's client end
-// and target end), and some to spare.
-func scaleFds(n int) uint64 { return uint64(2*n + scaleFdSpare) }
+// scaleFds is the descriptors one process needs for n connections: one
+// each (the harness's SOCKS client ends, the target's ends, the mptp
+// client's SOCKS connections, the mptp server's target connections), and
+// some to spare.
+func scaleFds(n int) uint64 { return uint64(n + scaleFdSpare) }
 
 const scaleFdSpare = 512
 
@@ -895,9 +1116,9 @@ type scaleReport struct {
 	Heap       int64    `json:"heap"`  // runtime HeapInuse
 	Stack      int64    `json:"stack"` // runtime StackInuse
 	Goroutines int      `json:"goroutines"`
-	Sessions   int      `json:"sessions"`
-	Bytes      int64    `json:"bytes"`   // busy: bytes echoed
-	Seconds    float64  `json:"seconds"` // over this long
+	Sessions   int      `json:"sessions"` // mptp: sessions (tunnels) open; target: connections
+	Streams    int      `json:"streams"`  // mptp: streams open
+	Paths      int      `json:"paths"`    // mptp client: paths up
 	Err        string   `json:"err,omitempty"`
 }
 
@@ -939,103 +1160,129 @@ func scaleCommands(handle func(cmd []string) scaleReport) error {
 	return sc.Err()
 }
 
-// roleScaleServer runs an mptp server that connects sessions to their
-// targets, and reports its memory.
-func roleScaleServer(args []string) error {
-	fs := flag.NewFlagSet("scale-server", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "addresses to listen on, comma-separated")
+// roleScaleApp runs an mptp config (the quick command lines' output) as
+// the mptp command does, and reports its memory and what it holds.
+func roleScaleApp(args []string) error {
+	fs := flag.NewFlagSet("scale-app", flag.ContinueOnError)
+	conf := fs.String("c", "", "the config file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var d net.Dialer
-	srv := &mptp.Server{
-		Dial: d.DialContext,
-		// The defaults (1,024 sessions, 2 GiB of windows: 256 sessions of
-		// 4+4 MiB) are for the Internet; this is what one session costs.
-		Limits: mptp.Limits{MaxSessions: 1 << 20, MaxHandshakes: 1 << 14, MaxMemory: 1 << 60},
-		// Thousands of handshakes at once on two busy cores: slow, not dead.
-		Options: mptp.Options{HandshakeTimeout: time.Minute},
+	text, err := os.ReadFile(*conf)
+	if err != nil {
+		return err
 	}
-	var hello scaleReport
-	var wg sync.WaitGroup
-	for _, a := range strings.Split(*listen, ",") {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			return err
+	cfg, warnings, err := config.Parse(text)
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	if err != nil {
+		return err
+	}
+	logger, closer, err := app.Logger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	a, warnings, err := app.Build(cfg, logger)
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.Start(); err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := json.NewEncoder(os.Stdout).Encode(scaleReport{}); err != nil {
+		return err
+	}
+	return scaleCommands(func(f []string) scaleReport {
+		if f[0] != "count" {
+			return scaleReport{Err: "unknown command " + f[0]}
 		}
-		hello.Addrs = append(hello.Addrs, ln.Addr().String())
-		wg.Go(func() { srv.Serve(ln) })
+		var r scaleReport
+		for _, in := range a.Inbounds {
+			if m, ok := in.(*inmptp.Inbound); ok {
+				st := m.Server().Status()
+				r.Sessions += st.SessionsOpen
+				r.Streams += int(st.Streams.Open)
+			}
+		}
+		for _, ob := range a.Outbounds {
+			if m, ok := ob.(*outmptp.Outbound); ok {
+				st := m.Client().Status()
+				r.Sessions += st.SessionsOpen
+				r.Streams += int(st.Streams.Open)
+				for _, p := range st.Paths {
+					if p.State == "up" {
+						r.Paths++
+					}
+				}
+			}
+		}
+		return r
+	})
+}
+
+// roleScaleTarget runs the echo target on scaleTargets loopback
+// addresses; "count" reports its connections, "close" closes them.
+func roleScaleTarget(args []string) error {
+	t, err := newScaleTarget()
+	if err != nil {
+		return err
 	}
-	defer func() {
-		srv.Close()
-		wg.Wait()
-	}()
-	if err := json.NewEncoder(os.Stdout).Encode(hello); err != nil {
+	defer t.close()
+	if err := json.NewEncoder(os.Stdout).Encode(scaleReport{Addrs: t.addrs}); err != nil {
 		return err
 	}
 	return scaleCommands(func(f []string) scaleReport {
 		switch f[0] {
 		case "count":
-			return scaleReport{Sessions: srv.Status().SessionsOpen}
+		case "close":
+			t.closeConns()
+		default:
+			return scaleReport{Err: "unknown command " + f[0]}
 		}
-		return scaleReport{Err: "unknown command " + f[0]}
+		return scaleReport{Sessions: t.count()}
 	})
 }
 
-// roleScaleClient holds mptp sessions, one path each, through the server.
-func roleScaleClient(args []string) error {
-	fs := flag.NewFlagSet("scale-client", flag.ContinueOnError)
-	servers := fs.String("server", "", "the mptp server's addresses, comma-separated: paths are spread over them")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	addrs := strings.Split(*servers, ",")
-	var next atomic.Uint64
-	var d net.Dialer
-	cl := &mptp.Client{Server: addrs[0], Paths: []mptp.Path{{Name: "p0",
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addrs[next.Add(1)%uint64(len(addrs))])
-		}}}, Options: mptp.Options{HandshakeTimeout: time.Minute}}
-	var (
-		held []net.Conn
-		busy *scaleBusy
-	)
-	defer func() {
-		if busy != nil {
-			busy.stop(held)
-		}
-		scaleCloseAll(held)
-	}()
-	return scaleCommands(func(f []string) scaleReport {
-		var r scaleReport
-		switch {
-		case f[0] == "open" && len(f) == 3:
-			n, _ := strconv.Atoi(f[1])
-			targets := strings.Split(f[2], ",")
-			conns, err := scaleOpen(n, func(i int) (net.Conn, error) { return cl.Dial("tcp", targets[i%len(targets)]) })
-			held = append(held, conns...)
-			if err != nil {
-				r.Err = err.Error()
-			}
-		case f[0] == "close":
-			if busy != nil {
-				busy.stop(held)
-				busy = nil
-			}
-			scaleCloseAll(held)
-			held = nil
-		case f[0] == "busy" && busy == nil:
-			busy = scaleStartBusy(held)
-		case f[0] == "stop" && busy != nil:
-			r.Bytes, r.Seconds = busy.stop(held)
-			busy = nil
-		default:
-			r.Err = "bad command " + strings.Join(f, " ")
-		}
-		r.Sessions = len(held)
-		return r
-	})
+// scaleTargetProc is the scale-target role of a run.
+type scaleTargetProc struct {
+	*scaleProc
+	addrs []string
 }
+
+func startScaleTarget(o *opts) (*scaleTargetProc, error) {
+	p, err := startScaleProc(o, "echo target", "scale-target")
+	if err != nil {
+		return nil, err
+	}
+	hello, err := p.read(10 * time.Second)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	return &scaleTargetProc{scaleProc: p, addrs: hello.Addrs}, nil
+}
+
+// count is the target's connections now.
+func (t *scaleTargetProc) count() (int, error) {
+	r, err := t.ask("count", time.Minute)
+	return r.Sessions, err
+}
+
+// closeConns closes every connection at the target and waits until their
+// loops are gone.
+func (t *scaleTargetProc) closeConns() {
+	if r, err := t.ask("close", time.Minute); err != nil || r.Sessions != 0 {
+		log.Printf("scale: the target's connections did not all close: %d left (%v)", r.Sessions, err)
+	}
+}
+
+func (t *scaleTargetProc) close() { t.stop() }
 
 // scaleProc is a role of this program run for the scale group.
 type scaleProc struct {
@@ -1047,8 +1294,9 @@ type scaleProc struct {
 	done  chan struct{}
 }
 
-func startScaleProc(o *opts, role string, args ...string) (*scaleProc, error) {
-	p := &scaleProc{name: role, cmd: command(o.self, append([]string{role}, args...)...),
+func startScaleProc(o *opts, name, role string, args ...string) (*scaleProc, error) {
+	argv := inNetns("", append([]string{o.self, role}, args...)...) // BENCH_NICE
+	p := &scaleProc{name: name, cmd: command(argv[0], argv[1:]...),
 		lines: make(chan string, 16), log: &outputBuf{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.log
 	var err error
@@ -1060,7 +1308,7 @@ func startScaleProc(o *opts, role string, args ...string) (*scaleProc, error) {
 		return nil, err
 	}
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %v", role, err)
+		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	go func() {
 		sc := bufio.NewScanner(out)
