@@ -20,7 +20,7 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-		if room < blockSize {
+		if room <= 0 {
 			select {
 			case <-st.wdone:
 			case <-troom:
@@ -30,7 +30,7 @@ func (st *Stream) ReadFrom(r io.Reader) (int64, error) {
 			continue
 		}
 		pb := blockPool.Get().(*[]byte)
-		n, rerr := r.Read(*pb)
+		n, rerr := r.Read((*pb)[:min(room, blockSize)])
 		if n > 0 {
 			t.mu.Lock()
 			if err := st.writableLocked(); err != nil {
