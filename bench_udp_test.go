@@ -2,6 +2,7 @@ package mptp
 
 import (
 	"context"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -149,4 +150,69 @@ func BenchmarkUDPUnderLoad(b *testing.B) {
 	b.ReportMetric(resMedian(loadP90), "load-p90-ms")
 	b.ReportMetric(resMedian(loadMed)/resMedian(idleMed), "load/idle")
 	b.ReportMetric(resMedian(mbps), "upload-MB/s")
+}
+
+// BenchmarkSmallBesideBulk is the TCP counterpart: a small request on a
+// new stream of the tunnel while another stream uploads in bulk over the
+// same two 10 MB/s paths, against the same request with the links idle,
+// in the same run. The stream scheduler serves the new stream first; what
+// the session already queued for the bulk stream is ahead of it.
+func BenchmarkSmallBesideBulk(b *testing.B) {
+	echo := echoServer(b)
+	sink, got := resBenchSink(b)
+	addr := startServer(b, &Server{})
+	links := []*sharedLink{{rate: 10e6}, {rate: 10e6}}
+	c := client(b, addr, Path{Name: "a", Dial: links[0].dial}, Path{Name: "b", Dial: links[1].dial})
+	request := func() float64 {
+		start := time.Now()
+		conn, err := c.Dial("tcp", echo)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		msg := make([]byte, 1000)
+		conn.Write(msg)
+		if _, err := io.ReadFull(conn, msg); err != nil {
+			b.Fatal(err)
+		}
+		return resMs(time.Since(start))
+	}
+	var idleMed, loadMed []float64
+	for range resBenchReps {
+		var idle, load []float64
+		for range 20 {
+			idle = append(idle, request())
+		}
+		conn, err := c.Dial("tcp", sink)
+		if err != nil {
+			b.Fatal(err)
+		}
+		uploading := make(chan struct{})
+		go func() {
+			defer close(uploading)
+			chunk := make([]byte, 256<<10)
+			for sent := 0; sent < 32<<20; sent += len(chunk) {
+				if _, err := conn.Write(chunk); err != nil {
+					return
+				}
+			}
+			resBenchFinish(conn)
+		}()
+		time.Sleep(300 * time.Millisecond) // the upload fills the links
+	loop:
+		for {
+			select {
+			case <-uploading:
+				break loop
+			default:
+				load = append(load, request())
+			}
+		}
+		<-got
+		idleMed = append(idleMed, resMedian(idle))
+		loadMed = append(loadMed, resMedian(load))
+	}
+	b.ReportMetric(resMedian(idleMed), "idle-ms")
+	b.ReportMetric(resMedian(loadMed), "beside-bulk-ms")
+	b.ReportMetric(resMedian(loadMed)/resMedian(idleMed), "beside/idle")
 }
