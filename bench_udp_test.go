@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // sharedLink paces the writes of every connection through it together,

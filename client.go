@@ -52,9 +52,10 @@ type Client struct {
 	obs   observer // for Status (stats.go)
 
 	// The tunnel (client_tunnel.go), guarded by mu.
-	tun    *clientTunnel
-	closed bool
-	warm   bool // Start or Warm was called: keep a tunnel open
+	tun     *clientTunnel
+	running map[*clientTunnel]struct{} // every runTunnel still going
+	closed  bool
+	warm    bool // Start or Warm was called: keep a tunnel open
 	// noTunnels is set once the server refused a tunnel as an unknown
 	// command: it predates them, and gets a session per connection.
 	noTunnels bool

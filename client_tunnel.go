@@ -80,12 +80,17 @@ func (c *Client) Warm() {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
-	ct := c.tun
+	// The current tunnel, and those replaced (after a GOAWAY) whose
+	// streams still run.
+	all := make([]*clientTunnel, 0, len(c.running))
+	for ct := range c.running {
+		all = append(all, ct)
+	}
 	if c.cancel != nil {
 		c.cancel()
 	}
 	c.mu.Unlock()
-	if ct != nil {
+	for _, ct := range all {
 		<-ct.ready
 		if ct.t != nil {
 			ct.t.Close()
@@ -104,7 +109,16 @@ func (c *Client) current() *clientTunnel {
 		}
 		ct := &clientTunnel{ready: make(chan struct{})}
 		c.tun = ct
-		c.tunnels.Go(func() { c.runTunnel(ct) })
+		if c.running == nil {
+			c.running = map[*clientTunnel]struct{}{}
+		}
+		c.running[ct] = struct{}{}
+		c.tunnels.Go(func() {
+			c.runTunnel(ct)
+			c.mu.Lock()
+			delete(c.running, ct)
+			c.mu.Unlock()
+		})
 	}
 	return c.tun
 }

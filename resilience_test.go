@@ -27,10 +27,10 @@ import (
 	"time"
 
 	"github.com/mptp/mptp/internal/faultnet"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
 	"github.com/mptp/mptp/outbound"
 	_ "github.com/mptp/mptp/outbound/http"  // registers "http"
 	_ "github.com/mptp/mptp/outbound/socks" // registers "socks"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // resLog collects log lines written from several goroutines.

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/mptp/mptp/internal/failure"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // exchange sends size random bytes through conn, half-closes, reads to
@@ -231,4 +231,36 @@ func TestTunnelFallbackToSessions(t *testing.T) {
 	}
 	defer pc.Close()
 	echoDatagrams(t, pc, echo, 3)
+}
+
+// Close ends every tunnel the client runs, also one that a draining server
+// told to take no more streams while one of its streams still runs.
+func TestTunnelCloseEndsDrainedTunnels(t *testing.T) {
+	tg := newTarget(t, 1<<20)
+	srv := &Server{}
+	addr := startServer(t, srv)
+	c := client(t, addr)
+	conn, err := c.Dial("tcp", tg.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Shutdown(ctx)
+	resWaitFor(t, "the GOAWAY", func() bool {
+		c.mu.Lock()
+		ct := c.tun
+		c.mu.Unlock()
+		return ct != nil && ct.t != nil && !ct.t.Usable()
+	})
+	// A new dial drops the drained tunnel and finds no server to open
+	// another: the old one, still carrying conn, is the client's no more.
+	if _, err := c.Dial("tcp", tg.addr()); err == nil {
+		t.Fatal("a dial to a server that stopped listening succeeded")
+	}
+	c.Close() // returns: the drained tunnel is closed too
+	if _, err := io.ReadAll(conn); err == nil {
+		t.Fatal("the stream of a closed client read to EOF")
+	}
+	<-tg.sums
 }

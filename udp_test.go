@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mptp/mptp/internal/failure"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // echoDatagrams sends count datagrams of sizes 1 to 8 KiB to echo through

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mptp/mptp/internal/api"
+	"github.com/mptp/mptp/api"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"

@@ -67,9 +67,9 @@ import (
 
 	"golang.org/x/net/proxy"
 
+	"github.com/mptp/mptp/app"
 	"github.com/mptp/mptp/config"
 	inmptp "github.com/mptp/mptp/inbound/mptp"
-	"github.com/mptp/mptp/internal/app"
 	outmptp "github.com/mptp/mptp/outbound/mptp"
 )
 

@@ -1,6 +1,6 @@
 // Package outbound holds the registry of outbound protocols. Each protocol
 // lives in its own folder and registers a Factory by name in init; adding a
-// protocol touches only that folder (and the import list in internal/app).
+// protocol touches only that folder (and the import list in app).
 package outbound
 
 import (

@@ -18,8 +18,8 @@ import (
 
 	mptpout "github.com/mptp/mptp/outbound/mptp"
 
+	"github.com/mptp/mptp/app"
 	"github.com/mptp/mptp/config"
-	"github.com/mptp/mptp/internal/app"
 	"github.com/mptp/mptp/internal/socks5"
 )
 

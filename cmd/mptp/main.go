@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mptp/mptp/app"
 	"github.com/mptp/mptp/config"
-	"github.com/mptp/mptp/internal/app"
 )
 
 const usage = `mptp: multipath transport proxy, compatible with Leaf's MPTP

@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mptp/mptp/api"
 	"github.com/mptp/mptp/config"
-	"github.com/mptp/mptp/internal/api"
 )
 
 const statusUsage = `Usage: mptp status [--api ADDR:PORT | -c FILE]

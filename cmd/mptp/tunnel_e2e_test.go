@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/net/proxy"
 
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // establishedTo counts the established TCP connections on this host whose

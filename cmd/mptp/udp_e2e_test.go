@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/mptp/mptp/internal/netdial/relaytest"
 	"github.com/mptp/mptp/internal/socks5"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // UDP end to end, through the binaries run with the seed's configs: the

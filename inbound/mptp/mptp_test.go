@@ -17,7 +17,7 @@ import (
 	"github.com/mptp/mptp/inbound"
 	_ "github.com/mptp/mptp/inbound/mptp"
 	"github.com/mptp/mptp/internal/netdial"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

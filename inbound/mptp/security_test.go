@@ -11,7 +11,7 @@ import (
 	"github.com/mptp/mptp"
 	"github.com/mptp/mptp/inbound"
 	"github.com/mptp/mptp/internal/failure"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 func build(t *testing.T, address, settings string, log *logBuffer) (inbound.Inbound, []string, error) {

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptp/mptp/internal/netdial/relaytest"
 	"github.com/mptp/mptp/internal/socks5"
 	"github.com/mptp/mptp/outbound"
 	_ "github.com/mptp/mptp/outbound/direct"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // direct is the real direct outbound, which carries UDP too.

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mptp/mptp/internal/netdial"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -8,9 +8,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/mptp/mptp/internal/netdial/relaytest"
 	"github.com/mptp/mptp/outbound"
 	_ "github.com/mptp/mptp/outbound/direct"
+	"github.com/mptp/mptp/relaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -15,9 +15,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mptp/mptp/internal/failure"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
 	"github.com/mptp/mptp/outbound"
 	_ "github.com/mptp/mptp/outbound/http"
+	"github.com/mptp/mptp/relaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // Tests against tinyproxy, an HTTP proxy written by others.

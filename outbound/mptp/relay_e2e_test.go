@@ -14,10 +14,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mptp/mptp"
+	"github.com/mptp/mptp/app"
 	"github.com/mptp/mptp/config"
-	"github.com/mptp/mptp/internal/app"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
 	mptpout "github.com/mptp/mptp/outbound/mptp"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // Sessions whose paths go through real relays: direct, Dante (SOCKS5) and

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/mptp/mptp/internal/failure"
-	"github.com/mptp/mptp/internal/netdial/relaytest"
+	"github.com/mptp/mptp/relaytest"
 )
 
 // Tests against Dante's SOCKS5 server (Debian's dante-server), a relay

@@ -2,8 +2,8 @@ package app
 
 import (
 	"github.com/mptp/mptp"
+	"github.com/mptp/mptp/api"
 	"github.com/mptp/mptp/config"
-	"github.com/mptp/mptp/internal/api"
 )
 
 // buildAPI prepares the "api" section's server, if any: its sources are

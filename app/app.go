@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/mptp/mptp/api"
 	"github.com/mptp/mptp/config"
 	"github.com/mptp/mptp/inbound"
-	"github.com/mptp/mptp/internal/api"
 	"github.com/mptp/mptp/outbound"
 
 	// The protocols mptp speaks register themselves.
