@@ -126,41 +126,15 @@ func client(t testing.TB, server string, paths ...Path) *Client {
 }
 
 // transfer sends size random bytes to the target through conn while
-// reading what the target sends, and checks both ways.
-func transfer(t *testing.T, conn net.Conn, tg *target, size int, during func(sent int)) {
+// reading what the target sends, and checks both ways (exchange,
+// checkSums: tunnel_test.go).
+func transfer(t *testing.T, conn net.Conn, tg *target, size int, during func(off int)) {
 	t.Helper()
-	data := make([]byte, size)
-	rand.Read(data)
-	var got [32]byte
-	var readErr error
-	done := make(chan struct{})
-	go func() {
-		h := sha256.New()
-		_, readErr = io.Copy(h, conn)
-		copy(got[:], h.Sum(nil))
-		close(done)
-	}()
-	for off := 0; off < size; off += 256 << 10 {
-		if _, err := conn.Write(data[off:min(size, off+256<<10)]); err != nil {
-			t.Fatalf("write: %v", err)
-		}
-		if during != nil {
-			during(off)
-		}
+	s, err := exchange(conn, size, during)
+	if err != nil {
+		t.Fatal(err)
 	}
-	conn.(interface{ CloseWrite() error }).CloseWrite()
-	<-done
-	conn.Close()
-	if readErr != nil {
-		t.Fatalf("read: %v", readErr)
-	}
-	sums := <-tg.sums
-	if sums[0] != sha256.Sum256(data) {
-		t.Fatal("client to target: bytes differ")
-	}
-	if sums[1] != got {
-		t.Fatal("target to client: bytes differ")
-	}
+	checkSums(t, tg, [][2][32]byte{s})
 }
 
 func TestSixtyFourMiBBothWays(t *testing.T) {

@@ -16,9 +16,11 @@ import (
 	"github.com/mptp/mptp/relaytest"
 )
 
-// exchange sends size random bytes through conn, half-closes, reads to
-// EOF, and returns the hashes of what it sent and what it read.
-func exchange(conn net.Conn, size int, sent *atomic.Int64) ([2][32]byte, error) {
+// exchange sends size random bytes through conn, calling during (if set)
+// after each 256 KiB written with the offset of that piece, half-closes,
+// reads to EOF, closes, and returns the hashes of what it sent and what
+// it read.
+func exchange(conn net.Conn, size int, during func(off int)) ([2][32]byte, error) {
 	defer conn.Close()
 	data := make([]byte, size)
 	rand.Read(data)
@@ -31,11 +33,12 @@ func exchange(conn net.Conn, size int, sent *atomic.Int64) ([2][32]byte, error) 
 		copy(got[:], h.Sum(nil))
 		close(done)
 	}()
-	for off := 0; off < size; off += 64 << 10 {
-		n, err := conn.Write(data[off:min(size, off+64<<10)])
-		sent.Add(int64(n))
-		if err != nil {
+	for off := 0; off < size; off += 256 << 10 {
+		if _, err := conn.Write(data[off:min(size, off+256<<10)]); err != nil {
 			return [2][32]byte{}, fmt.Errorf("write: %w", err)
+		}
+		if during != nil {
+			during(off)
 		}
 	}
 	conn.(interface{ CloseWrite() error }).CloseWrite()
@@ -93,7 +96,7 @@ func TestTunnelManyStreamsPathCut(t *testing.T) {
 				errs <- err
 				return
 			}
-			s, err := exchange(conn, size, &sent)
+			s, err := exchange(conn, size, func(off int) { sent.Add(int64(min(size-off, 256<<10))) })
 			if sent.Load() > streams*size/3 {
 				once.Do(func() { close(cut) })
 			}
@@ -162,12 +165,7 @@ func TestTunnelDialsNoPaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sent atomic.Int64
-		s, err := exchange(conn, 1000, &sent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkSums(t, tg, [][2][32]byte{s})
+		transfer(t, conn, tg, 1000, nil)
 	}
 	if len(ra.conns) != 1 || len(rb.conns) != 1 {
 		t.Fatalf("paths dialed %d and %d sub-connections for 50 streams, want 1 each", len(ra.conns), len(rb.conns))
@@ -195,12 +193,7 @@ func TestTunnelTargetRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sent atomic.Int64
-	s, err := exchange(conn, 1000, &sent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSums(t, tg, [][2][32]byte{s})
+	transfer(t, conn, tg, 1000, nil)
 	if st := c.Status(); st.SessionsTotal != 1 {
 		t.Fatalf("%d tunnels, want 1", st.SessionsTotal)
 	}
