@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/mptp/mptp/internal/dial"
 	"github.com/mptp/mptp/internal/failure"
 	"github.com/mptp/mptp/internal/mux"
 	"github.com/mptp/mptp/internal/session"
@@ -165,18 +166,19 @@ func (c *Client) runTunnel(ct *clientTunnel) {
 	c.mu.Lock()
 	ctx := c.ctx
 	c.mu.Unlock()
-	d := c.newDial(newCID(), wire.CmdMux, tunnelTarget)
-	defer d.keeping.Wait()
-	conn, err := d.run(ctx)
+	d := c.newDial(wire.CmdMux, tunnelTarget)
+	log := c.logger()
+	sess, err := d.Run(ctx)
 	if err != nil {
-		var refused *serverRefusal
-		if errors.As(err, &refused) && refused.err.Reason == failure.CmdUnsupported {
+		d.Wait()
+		var refused *dial.Refusal
+		if errors.As(err, &refused) && refused.Err.Reason == failure.CmdUnsupported {
 			c.mu.Lock()
 			c.noTunnels, c.warm = true, false
 			c.mu.Unlock()
-			d.log.Warn("the server has no tunnels (an older mptp): one session per connection")
+			log.Warn("the server has no tunnels (an older mptp): one session per connection")
 		} else {
-			d.log.Info("tunnel failed", "reason", err)
+			log.Info("tunnel failed", "reason", err)
 		}
 		ct.err = err
 		c.forget(ct)
@@ -184,9 +186,9 @@ func (c *Client) runTunnel(ct *clientTunnel) {
 		c.rewarm(ctx)
 		return
 	}
-	sess := conn.(*session.Session)
+	c.begin(sess)
 	ct.sess = sess
-	ct.t = mux.New(sess, mux.Config{Client: true, RTT: sess.RTT, Datagrams: sess, Logger: d.log, LocalAddr: Addr("client"),
+	ct.t = mux.New(sess, mux.Config{Client: true, RTT: sess.RTT, Datagrams: sess, Logger: log, LocalAddr: Addr("client"),
 		Opened: func(_ *mux.Stream, remote bool) {
 			if !remote {
 				c.obs.streamBegin()
@@ -199,12 +201,12 @@ func (c *Client) runTunnel(ct *clientTunnel) {
 		}})
 	c.obs.tunnel(sess, ct.t)
 	close(ct.ready)
-	d.log.Info("tunnel open")
+	log.Info("tunnel open")
 	<-ct.t.Done()
 	c.forget(ct)
 	endSession(sess)
-	<-d.stop
-	d.log.Info("tunnel closed", "reason", ct.t.Err())
+	d.Wait()
+	log.Info("tunnel closed", "reason", ct.t.Err())
 	c.rewarm(ctx)
 }
 
@@ -245,8 +247,8 @@ func (c *Client) openStream(ctx context.Context, cmd byte, target string) (net.C
 			return c.open(ctx, cmd, target)
 		}
 		t, err := c.tunnel(ctx)
-		var refused *serverRefusal
-		if errors.As(err, &refused) && refused.err.Reason == failure.CmdUnsupported {
+		var refused *dial.Refusal
+		if errors.As(err, &refused) && refused.Err.Reason == failure.CmdUnsupported {
 			continue // runTunnel set noTunnels
 		}
 		if err != nil {

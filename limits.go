@@ -1,7 +1,6 @@
 package mptp
 
 import (
-	"errors"
 	"time"
 
 	"github.com/mptp/mptp/internal/leaf"
@@ -45,9 +44,6 @@ const (
 	DefaultMaxTunnels    = 16
 )
 
-// errBusy is track's answer at the handshake limit.
-var errBusy = errors.New("mptp: too many handshakes")
-
 func (l *Limits) maxHandshakes() int { return positive(l.MaxHandshakes, DefaultMaxHandshakes) }
 func (l *Limits) maxSessions() int   { return positive(l.MaxSessions, DefaultMaxSessions) }
 func (l *Limits) maxStreams() int    { return positive(l.MaxStreams, DefaultMaxStreams) }
@@ -83,19 +79,14 @@ func (o *Options) TunnelMemory() int64 {
 	return o.SessionMemory() + mux.DefaultTunnelWindow + mux.TunnelSendBuffer
 }
 
-// roomForSession reports whether one more session, v1 or not, fits the
-// limits. v1 sessions count what a Leaf Conn may hold instead of the
-// windows, tunnels their TunnelMemory. Called with s.mu held.
-func (s *Server) roomForSession(v1, tunnel bool) bool {
-	n := len(s.sessions) + len(s.v1)
-	used := int64(len(s.v1)) * leaf.DefaultMemory
-	for _, ss := range s.sessions {
-		if ss.tunnel {
-			used += s.TunnelMemory()
-		} else {
-			used += s.SessionMemory()
-		}
-	}
+// roomFor reports whether one more session fits the limits, given the
+// tunnels and other v2 sessions open: a v1 session (counted at what a Leaf
+// Conn may hold), a tunnel (TunnelMemory) or another (SessionMemory). It
+// takes no lock: the door calls it under its own.
+func (s *Server) roomFor(tunnels, others int, v1, tunnel bool) bool {
+	nv1 := s.v1Count.Load()
+	n := int64(tunnels+others) + nv1
+	used := nv1*leaf.DefaultMemory + int64(tunnels)*s.TunnelMemory() + int64(others)*s.SessionMemory()
 	need := s.SessionMemory()
 	switch {
 	case v1:
@@ -103,7 +94,7 @@ func (s *Server) roomForSession(v1, tunnel bool) bool {
 	case tunnel:
 		need = s.TunnelMemory()
 	}
-	return n < s.maxSessions() && used+need <= s.maxMemory()
+	return n < int64(s.maxSessions()) && used+need <= s.maxMemory()
 }
 
 // refusals counts sub-connections refused at the handshake limit, so that
@@ -130,8 +121,9 @@ func (s *Server) refusedAtLimit() {
 // handshaking is the number of sub-connections in their handshake.
 func (s *Server) handshaking() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+	s.init()
+	s.mu.Unlock()
+	return s.door.Handshaking()
 }
 
 // maxV1Ended bounds the ended v1 CIDs remembered: a flood of short v1

@@ -224,60 +224,6 @@ func TestTapSeesNoPlaintext(t *testing.T) {
 	}
 }
 
-// A JOIN that knows the CID but not the session's token is refused.
-func TestJoinNeedsToken(t *testing.T) {
-	srv := &Server{Options: Options{Password: testPassword}}
-	addr := startServer(t, srv)
-	echo := echoServer(t)
-	c := client(t, addr, Path{Name: "only"})
-	c.Password = testPassword
-	conn, err := c.Dial("tcp", echo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	srv.mu.Lock()
-	var cid [16]byte
-	var token []byte
-	for k, ss := range srv.sessions {
-		cid, token = k, ss.token
-	}
-	srv.mu.Unlock()
-	if len(token) != 16 {
-		t.Fatalf("token %x", token)
-	}
-	wrong := bytes.Clone(token)
-	wrong[0] ^= 1
-	for _, tc := range []struct {
-		name   string
-		ext    []byte
-		status byte
-	}{
-		{"no token", nil, wire.StatusAuthFailed},
-		{"wrong token", wire.AppendExt(nil, wire.ExtJoinToken, wrong), wire.StatusAuthFailed},
-		{"short token", wire.AppendExt(nil, wire.ExtJoinToken, token[:8]), wire.StatusAuthFailed},
-		{"token", wire.AppendExt(nil, wire.ExtJoinToken, token), wire.StatusOK},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			raw, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			sc, err := secure.Client(raw, secure.KeyFromPassword(testPassword))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req, _ := wire.AppendRequest(nil, &wire.Request{Kind: wire.KindJoin, CID: cid, Window: 1 << 20, Ext: tc.ext})
-			sc.Write(req)
-			reply, err := wire.ReadReply(sc)
-			if err != nil || reply.Status != tc.status {
-				t.Fatalf("reply %+v %v", reply, err)
-			}
-		})
-	}
-}
-
 // A thousand connections that never speak hold little memory while they
 // wait, and the handshake timeout closes every one; the server serves on.
 func TestSilentConnections(t *testing.T) {

@@ -1,21 +1,20 @@
 package mptp
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
+	"github.com/mptp/mptp/internal/accept"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mptp/mptp/internal/failure"
 	"github.com/mptp/mptp/internal/leaf"
 	"github.com/mptp/mptp/internal/mux"
 	"github.com/mptp/mptp/internal/relay"
-	"github.com/mptp/mptp/internal/secure"
 	"github.com/mptp/mptp/internal/session"
 	"github.com/mptp/mptp/internal/wire"
 )
@@ -33,10 +32,11 @@ type Server struct {
 	Limits
 	Logger *slog.Logger
 
+	door *accept.Door // handshakes, and the v2 sessions JOINs look up
+
 	mu       sync.Mutex
-	sessions map[[16]byte]*serverSession
 	v1       map[[16]byte]*leaf.Conn
-	conns    map[net.Conn]struct{} // sub-connections in their handshake
+	v1Count  atomic.Int64 // len(v1), read where s.mu may not be taken
 	lns      []net.Listener
 	accepted chan *Conn
 	closing  chan struct{} // closed by Close
@@ -57,14 +57,6 @@ type Server struct {
 	draining bool
 	obs      observer // for Status (stats.go)
 	refused  refusals // sub-connections turned away at the handshake limit
-}
-
-type serverSession struct {
-	sess    *session.Session
-	target  string
-	token   []byte // secure sessions: what a JOIN must show
-	tunnel  bool
-	joining sync.Mutex
 }
 
 // Conn is a session a Server accepted, for programs that serve MPTP
@@ -93,10 +85,11 @@ func (s *Server) logger() *slog.Logger {
 }
 
 func (s *Server) init() {
-	if s.sessions == nil {
-		s.sessions = map[[16]byte]*serverSession{}
+	if s.door == nil {
+		s.door = accept.New(accept.Config{Password: s.Password, HandshakeTimeout: s.handshakeTimeout(),
+			MaxHandshakes: s.maxHandshakes(), MaxPaths: s.maxPaths(), Logger: s.logger(),
+			Open: s.open, V1: s.handleV1, Refused: s.obs.refused})
 		s.v1 = map[[16]byte]*leaf.Conn{}
-		s.conns = map[net.Conn]struct{}{}
 		s.accepted = make(chan *Conn)
 		s.closing = make(chan struct{})
 		s.v1Ended = map[[16]byte]time.Time{}
@@ -133,41 +126,16 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		if err := s.track(conn); err != nil {
+		if err := s.door.Admit(conn); err != nil {
 			conn.Close()
-			if err == ErrServerClosed {
-				return err
+			if err == accept.ErrClosed {
+				return ErrServerClosed
 			}
 			s.refusedAtLimit()
 			continue
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(conn)
-		}()
+		s.wg.Go(func() { s.door.Handle(conn) })
 	}
-}
-
-// track registers a sub-connection in its handshake, so Close can cut it,
-// unless as many are in their handshake as the limit allows.
-func (s *Server) track(c net.Conn) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrServerClosed
-	}
-	if len(s.conns) >= s.maxHandshakes() {
-		return errBusy
-	}
-	s.conns[c] = struct{}{}
-	return nil
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
 }
 
 // Accept returns the next session when Server.Dial is nil.
@@ -196,18 +164,13 @@ func (s *Server) Close() error {
 	for _, ln := range s.lns {
 		ln.Close()
 	}
-	for c := range s.conns {
-		c.Close()
-	}
-	for _, ss := range s.sessions {
-		ss.sess.Reset(wire.RstShutdown, "server closing")
-	}
 	v1 := make([]*leaf.Conn, 0, len(s.v1))
 	for _, c := range s.v1 {
 		v1 = append(v1, c)
 	}
 	close(s.closing)
 	s.mu.Unlock()
+	s.door.Close(wire.RstShutdown, "server closing")
 	// A v1 Close may wait to flush: all at once, outside the lock.
 	var wg sync.WaitGroup
 	for _, c := range v1 {
@@ -218,67 +181,17 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) handle(conn net.Conn) {
-	conn.SetDeadline(time.Now().Add(s.handshakeTimeout()))
-	br := bufio.NewReaderSize(conn, 512)
-	first, err := br.Peek(1)
-	if err != nil {
-		s.untrack(conn)
-		conn.Close()
-		return
-	}
-	log := s.logger().With("peer", conn.RemoteAddr().String())
-	version := first[0]
-	if s.Password != "" || version == secure.Version {
-		var ok bool
-		if conn, br, ok = s.secureHandshake(conn, br, version, log); !ok {
-			return
-		}
-		version = wire.Version // only v2 is spoken inside
-	}
-	switch version {
-	case wire.Version:
-		s.handleV2(conn, br, log)
-	case leaf.Version:
-		s.handleV1(conn, br, log)
-	default:
-		s.untrack(conn)
-		s.obs.refused("bad_version")
-		log.Info("handshake refused", "reason", fmt.Sprintf("unknown version 0x%02x", first[0]))
-		conn.Close()
-	}
-}
-
-func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
-	req, err := wire.ReadRequest(br)
-	// From here on the session, not Close, ends the sub-connection, so
-	// that the client gets an RST rather than a cut.
-	s.untrack(conn)
-	if err == nil && br.Buffered() > 0 {
-		err = errors.New("data before the handshake reply")
-	}
-	if err != nil {
-		log.Info("handshake refused", "reason", err)
-		s.refuse(conn, wire.StatusBadRequest, err.Error())
-		return
-	}
-	flags, err := req.PathFlags()
-	if err != nil {
-		s.refuse(conn, wire.StatusBadRequest, err.Error())
-		return
-	}
-	backup := flags&wire.PathBackup != 0
-	if req.Kind == wire.KindJoin {
-		s.join(conn, req, backup, log)
-		return
-	}
+// open serves a v2 OPEN: a tunnel, a UDP association, or a connection to
+// its target.
+func (s *Server) open(o *accept.Open) {
+	req, conn, log := o.Req, o.Conn, o.Log
 	udp, tunnel := req.Cmd == wire.CmdUDP, req.Cmd == wire.CmdMux
 	switch {
 	case udp && s.Dial == nil && s.ListenPacket == nil:
-		s.refuse(conn, byte(failure.CmdUnsupported), "UDP is not served here")
+		o.Refuse(byte(failure.CmdUnsupported), "UDP is not served here")
 		return
 	case req.Cmd != wire.CmdConnect && !udp && (!tunnel || s.noTunnels):
-		s.refuse(conn, byte(failure.CmdUnsupported), "only CONNECT, UDP and tunnels are supported")
+		o.Refuse(byte(failure.CmdUnsupported), "only CONNECT, UDP and tunnels are supported")
 		return
 	}
 	switch {
@@ -286,7 +199,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		release, ok := s.tunnelAdmit(conn.RemoteAddr())
 		if !ok {
 			log.Warn("tunnel refused", "limit", "max_tunnels_per_ip", "max", s.maxTunnelsPerIP())
-			s.refuse(conn, wire.StatusBusy, "limit=max_tunnels_per_ip")
+			o.Refuse(wire.StatusBusy, "limit=max_tunnels_per_ip")
 			return
 		}
 		defer release()
@@ -295,7 +208,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		release, ok := s.udpAdmit(conn.RemoteAddr())
 		if !ok {
 			log.Info("udp association refused", "reason", "too many associations from this client")
-			s.refuse(conn, wire.StatusBusy, "too many UDP associations")
+			o.Refuse(wire.StatusBusy, "too many UDP associations")
 			return
 		}
 		defer release()
@@ -314,35 +227,15 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		cfg.RemoteAddr = Addr("tunnel")
 	}
 	sess := session.New(cfg)
-	s.mu.Lock()
-	_, dup := s.sessions[req.CID]
-	if full := !s.roomForSession(false, tunnel); dup || s.closed || full {
-		s.mu.Unlock()
-		sess.Reset(wire.RstClosed, "not opened")
-		switch {
-		case dup:
-			s.refuse(conn, wire.StatusSessionExists, "session exists")
-		case full:
-			log.Warn("session refused", "reason", "session limit reached")
-			s.refuse(conn, wire.StatusBusy, "too many sessions")
-		default:
-			s.refuse(conn, wire.StatusBusy, "server closing")
-		}
+	if !o.Register(sess, tunnel, func(tunnels, others int) bool { return s.roomFor(tunnels, others, false, tunnel) }) {
 		return
-	}
-	token := s.newJoinToken()
-	s.sessions[req.CID] = &serverSession{sess: sess, target: req.Target, token: token, tunnel: tunnel}
-	s.mu.Unlock()
-	forget := func() {
-		s.mu.Lock()
-		delete(s.sessions, req.CID)
-		s.mu.Unlock()
 	}
 
 	var (
 		target net.Conn
 		pc     net.PacketConn
 	)
+	var err error
 	if udp || (s.Dial != nil && !tunnel) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
 		if udp {
@@ -352,29 +245,15 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		}
 		cancel()
 		if err != nil {
-			forget()
+			o.Forget()
 			sess.Reset(wire.RstTarget, "target failed")
 			reason := failure.Of(err)
 			log.Info("target refused", "reason", reason, "error", err)
-			s.refuse(conn, byte(reason), err.Error())
+			o.Refuse(byte(reason), err.Error())
 			return
 		}
 	}
-	reply := &wire.Reply{Status: wire.StatusOK, Window: sess.Window()}
-	if token != nil {
-		reply.Ext = wire.AppendExt(nil, wire.ExtJoinToken, token)
-	}
-	if _, err := conn.Write(wire.AppendReply(nil, reply)); err != nil {
-		forget()
-		sess.Reset(wire.RstClosed, "handshake failed")
-		conn.Close()
-		closeAll(target, pc)
-		return
-	}
-	conn.SetDeadline(time.Time{})
-	if _, err := sess.AddPath(conn, session.PathConfig{Name: conn.RemoteAddr().String(), Backup: backup}); err != nil {
-		forget()
-		conn.Close()
+	if err := o.Accept(); err != nil {
 		closeAll(target, pc)
 		return
 	}
@@ -384,7 +263,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 	defer s.obs.end(sess, peerHost)
 	if tunnel {
 		s.serveTunnel(sess, conn.RemoteAddr(), log)
-		forget()
+		o.Forget()
 		log.Info("session end", "paths", pathSummary(sess.Info()), "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(sess.Err()))
 		return
 	}
@@ -393,7 +272,7 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 		defer s.obs.udp.Add(-1)
 		up, down := s.associate(&frameDatagrams{s: sess}, pc, log)
 		<-sess.Done()
-		forget()
+		o.Forget()
 		log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess.Info()), "duration", time.Since(start).Round(time.Millisecond), "datagrams", sess.DatagramStats())
 		return
 	}
@@ -409,12 +288,12 @@ func (s *Server) handleV2(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
 			}
 		}
 		<-sess.Done()
-		forget()
+		o.Forget()
 		return
 	}
 	up, down, rerr := relay.Copy(sess, target)
 	<-sess.Done()
-	forget()
+	o.Forget()
 	log.Info("session end", "up", up, "down", down, "paths", pathSummary(sess.Info()), "duration", time.Since(start).Round(time.Millisecond), "error", errOrNil(rerr, sess.Err()))
 }
 
@@ -433,46 +312,6 @@ func errOrNil(errs ...error) any {
 	return nil
 }
 
-func (s *Server) join(conn net.Conn, req *wire.Request, backup bool, log *slog.Logger) {
-	s.mu.Lock()
-	ss := s.sessions[req.CID]
-	s.mu.Unlock()
-	if ss == nil {
-		log.Info("join refused", "reason", "unknown session")
-		s.refuse(conn, wire.StatusUnknownSession, "unknown session")
-		return
-	}
-	if !joinAllowed(ss.token, req) {
-		log.Info("join refused", "reason", "wrong join token")
-		s.refuse(conn, wire.StatusAuthFailed, "wrong join token")
-		return
-	}
-	// One join at a time per session, so the path count cannot pass the
-	// limit between the check and the add.
-	ss.joining.Lock()
-	defer ss.joining.Unlock()
-	if ss.sess.PathCount() >= s.maxPaths() {
-		s.refuse(conn, wire.StatusTooManyPaths, "too many paths")
-		return
-	}
-	if _, err := conn.Write(wire.AppendReply(nil, &wire.Reply{Status: wire.StatusOK, Window: ss.sess.Window()})); err != nil {
-		conn.Close()
-		return
-	}
-	conn.SetDeadline(time.Time{})
-	if _, err := ss.sess.AddPath(conn, session.PathConfig{Name: conn.RemoteAddr().String(), Backup: backup}); err != nil {
-		conn.Close()
-		return
-	}
-	log.Debug("path joined", "target", ss.target)
-}
-
-func (s *Server) refuse(conn net.Conn, status byte, msg string) {
-	s.obs.refused(refusalReason(status))
-	conn.Write(wire.AppendReply(nil, &wire.Reply{Status: status, Msg: msg}))
-	conn.Close()
-}
-
 func (s *Server) maxPaths() int {
 	if s.MaxPaths > 0 {
 		return s.MaxPaths
@@ -483,18 +322,7 @@ func (s *Server) maxPaths() int {
 // handleV1 serves a Leaf client. The first sub-connection of a CID creates
 // the session and connects its target; the rest join it. v1 has no reply,
 // so a failed target simply closes the sub-connections.
-func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
-	hs, err := leaf.ReadHandshake(br)
-	s.untrack(raw)
-	if err != nil {
-		s.obs.refused("bad_request")
-		log.Info("v1 handshake refused", "reason", err)
-		raw.Close()
-		return
-	}
-	raw.SetDeadline(time.Time{})
-	// Leaf sends frames right behind the handshake: they may sit in br.
-	conn := &bufferedConn{Conn: raw, r: br}
+func (s *Server) handleV1(hs leaf.Handshake, conn net.Conn, log *slog.Logger) {
 	s.mu.Lock()
 	if c := s.v1[hs.CID]; c != nil {
 		s.mu.Unlock()
@@ -502,7 +330,8 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 		return
 	}
 	s.forgetV1(time.Now())
-	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil || !s.roomForSession(true, false) {
+	tunnels, others := s.door.Count()
+	if _, ended := s.v1Ended[hs.CID]; ended || s.closed || s.Dial == nil || !s.roomFor(tunnels, others, true, false) {
 		s.mu.Unlock()
 		conn.Close()
 		return
@@ -510,18 +339,20 @@ func (s *Server) handleV1(raw net.Conn, br *bufio.Reader, log *slog.Logger) {
 	log = log.With("target", hs.Target, "version", 1)
 	c := leaf.NewConn(leaf.Options{Logger: log, LocalAddr: Addr("server"), RemoteAddr: Addr(hs.Target)})
 	s.v1[hs.CID] = c
+	s.v1Count.Add(1)
 	s.mu.Unlock()
 	c.AddPath(conn)
 	defer func() {
 		s.mu.Lock()
 		delete(s.v1, hs.CID)
+		s.v1Count.Add(-1)
 		s.rememberV1(hs.CID)
 		s.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), s.handshakeTimeout())
 	if hs.Cmd == leaf.CmdUDP {
 		defer cancel()
-		s.associateV1(ctx, c, raw.RemoteAddr(), log)
+		s.associateV1(ctx, c, conn.RemoteAddr(), log)
 		return
 	}
 	target, err := s.Dial(ctx, "tcp", hs.Target)
@@ -575,20 +406,4 @@ func (s *Server) forgetV1(now time.Time) {
 			delete(s.v1Ended, cid)
 		}
 	}
-}
-
-// bufferedConn reads through the reader that parsed the handshake. Only v1
-// needs it: a v2 client sends nothing before the server's reply.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-func (c *bufferedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return c.Conn.Close()
 }

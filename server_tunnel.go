@@ -2,6 +2,7 @@ package mptp
 
 import (
 	"context"
+	"github.com/mptp/mptp/internal/accept"
 	"log/slog"
 	"net"
 	"sync"
@@ -93,7 +94,7 @@ func (s *Server) serveStream(st *mux.Stream, client net.Addr, log *slog.Logger) 
 	if err != nil {
 		reason := failure.Of(err)
 		log.Info("target refused", "reason", reason, "error", err)
-		s.obs.streamRefused(refusalReason(byte(reason)))
+		s.obs.streamRefused(accept.Reason(byte(reason)))
 		st.Refuse(reason, err.Error())
 		return
 	}

@@ -42,7 +42,5 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // idle reports whether no session lives and no handshake is under way.
 func (s *Server) idle() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions) == 0 && len(s.v1) == 0 && len(s.conns) == 0
+	return s.v1Count.Load() == 0 && s.door.Idle()
 }

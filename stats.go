@@ -9,10 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mptp/mptp/internal/failure"
 	"github.com/mptp/mptp/internal/mux"
 	"github.com/mptp/mptp/internal/session"
-	"github.com/mptp/mptp/internal/wire"
 )
 
 // Status is what a Client or Server reports to status pages and metrics.
@@ -358,34 +356,3 @@ func pathSummary(info session.Info) []string {
 	return out
 }
 
-// refusalReason names a handshake status for metrics.
-func refusalReason(status byte) string {
-	switch status {
-	case wire.StatusUnknownSession:
-		return "unknown_session"
-	case wire.StatusTooManyPaths:
-		return "too_many_paths"
-	case wire.StatusSessionExists:
-		return "session_exists"
-	case wire.StatusAuthFailed:
-		return "auth_failed"
-	case wire.StatusBusy:
-		return "busy"
-	case wire.StatusBadRequest:
-		return "bad_request"
-	}
-	if failure.Reason(status) <= failure.AddrUnsupported {
-		return snake(failure.Reason(status).String())
-	}
-	return fmt.Sprintf("status_0x%02x", status)
-}
-
-func snake(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c == ' ' {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}

@@ -1,4 +1,4 @@
-package mptp
+package accept
 
 import (
 	"bufio"
@@ -14,23 +14,22 @@ import (
 	"github.com/mptp/mptp/internal/wire"
 )
 
-// secureHandshake applies the server's password to a sub-connection whose
-// first byte is first: with a password, only the secure channel is let
-// in, and the v2 handshake is read inside it; without, a client that
-// brings a password is told the server has none. It returns the conn and
-// reader the v2 handshake comes through, or ok false once it has refused
-// (nothing was dialed).
-func (s *Server) secureHandshake(conn net.Conn, br *bufio.Reader, first byte, log *slog.Logger) (net.Conn, *bufio.Reader, bool) {
+// secure applies the password to a sub-connection whose first byte is
+// first: with a password, only the secure channel is let in, and the v2
+// handshake is read inside it; without, a client that brings a password
+// is told the server has none. It returns the conn and reader the v2
+// handshake comes through, or ok false once it has refused.
+func (d *Door) secure(conn net.Conn, br *bufio.Reader, first byte, log *slog.Logger) (net.Conn, *bufio.Reader, bool) {
 	refuse := func(reason string, reply bool) {
-		s.untrack(conn)
+		d.done(conn)
 		log.Info("handshake refused", "reason", reason)
 		if reply {
-			s.refuse(conn, wire.StatusAuthFailed, reason)
+			d.refuse(conn, wire.StatusAuthFailed, reason)
 		} else {
 			conn.Close()
 		}
 	}
-	if s.Password == "" {
+	if d.cfg.Password == "" {
 		refuse("the client uses a password; this server has none", true)
 		return nil, nil, false
 	}
@@ -46,7 +45,7 @@ func (s *Server) secureHandshake(conn net.Conn, br *bufio.Reader, first byte, lo
 		refuse(fmt.Sprintf("unknown version 0x%02x", first), false)
 		return nil, nil, false
 	}
-	sc, err := secure.Server(conn, br, secure.KeyFromPassword(s.Password))
+	sc, err := secure.Server(conn, br, secure.KeyFromPassword(d.cfg.Password))
 	if err != nil {
 		if errors.Is(err, secure.ErrAuth) {
 			refuse("wrong password (secure handshake failed)", true)
@@ -55,30 +54,30 @@ func (s *Server) secureHandshake(conn net.Conn, br *bufio.Reader, first byte, lo
 		}
 		return nil, nil, false
 	}
-	if !s.retrack(conn, sc) {
+	if !d.replace(conn, sc) {
 		sc.Close()
 		return nil, nil, false
 	}
 	return sc, bufio.NewReaderSize(sc, 512), true
 }
 
-// retrack replaces a sub-connection in its handshake by its secure
-// channel, so that Close and the handshake count follow the new one.
-func (s *Server) retrack(old, c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.conns, old)
-	if s.closed {
+// replace puts a sub-connection's secure channel in its place among those
+// in their handshake, so that Close and the count follow the new one.
+func (d *Door) replace(old, c net.Conn) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.conns, old)
+	if d.closed {
 		return false
 	}
-	s.conns[c] = struct{}{}
+	d.conns[c] = struct{}{}
 	return true
 }
 
 // newJoinToken returns the secret a secure session's JOINs must show, or
 // nil without a password.
-func (s *Server) newJoinToken() []byte {
-	if s.Password == "" {
+func (d *Door) newJoinToken() []byte {
+	if d.cfg.Password == "" {
 		return nil
 	}
 	t := make([]byte, 16)

@@ -1,4 +1,4 @@
-package mptp
+package dial
 
 import (
 	"fmt"
