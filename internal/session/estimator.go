@@ -28,7 +28,7 @@ type estimator struct {
 
 const (
 	defaultRTT  = 100 * time.Millisecond
-	minCwnd     = 256 << 10
+	minCwnd     = 64 << 10
 	initialCwnd = 64 << 10
 	// minRTTWindow is how long a minimum RTT sample stays valid.
 	minRTTWindow = 10 * time.Second

@@ -51,8 +51,9 @@ func TestPeerThatDoesNotRead(t *testing.T) {
 			}
 		}
 	}()
-	// The writer fills the send buffer and the socket, then waits.
-	waitState(t, s, "the send buffer full", func() bool { return s.send.buffered() >= sendBuffer })
+	// The writer fills the socket and the backlog the session keeps ahead
+	// of its path, then waits.
+	waitState(t, s, "the writer waiting", func() bool { return s.room() == 0 })
 	s.mu.Lock()
 	buffered := s.send.buffered()
 	s.mu.Unlock()

@@ -195,16 +195,16 @@ func (p *path) exit() {
 // buffers, and an idle path should cost little.
 const readBufSize = 8 << 10
 
-// ackEvery is how many bytes received on a path call for an ACK at once:
-// at most half the least congestion window a sender allows itself
-// (minCwnd, 256 KiB in older versions), so that a sender at its window
-// learns of room before it runs dry. Fewer bytes wait at most ackDelay:
-// the sender's buffer and its liveness and rate measurements must not
-// wait for more data.
+// ackEvery is how many bytes received on a path call for an ACK at once;
+// fewer bytes wait at most ackDelay: the sender's buffer and its liveness
+// and rate measurements must not wait for more data. A sender learns of
+// room before it runs dry either way: its window is at least 2*ackEvery
+// (what older versions of mptp kept as the least window) or holds
+// headroom's worth at the path's rate, and an ACK comes within ackDelay.
 const (
 	ackEvery = 128 << 10
 	ackDelay = time.Millisecond
-	_        = uint(minCwnd - 2*ackEvery) // fails to build if minCwnd < 2*ackEvery
+	_        = uint(headroom - 2*ackDelay) // fails to build if headroom < 2*ackDelay
 )
 
 func (p *path) readLoop() {
@@ -348,11 +348,7 @@ func (p *path) handle(f wire.Frame, rb *reorder.Buf) *protoErr {
 			s.finAcked = true
 			s.checkFinished()
 		}
-		// A writer waiting for room is woken once there is a fair amount,
-		// not for every ACK: it then reads and queues several chunks at once.
-		if s.cfg.SendBuffer-s.send.buffered() >= s.cfg.SendBuffer/8 {
-			signal(s.writable)
-		}
+		s.wakeWriter()
 		s.wakeAll()
 	case wire.TypeFin:
 		if (s.peerFin && f.Seq != s.peerFinSeq) || f.Seq < s.recv.HeldEnd() || f.Seq > s.recv.Limit() {

@@ -27,6 +27,7 @@ func (s *Session) nextChunk(p *path) *chunk {
 		return s.nextRedundant(p)
 	}
 	if c := s.send.popRetrans(); c != nil {
+		s.wakeWriter()
 		c.sentOn, c.sentAt, c.resent = p, time.Now(), true
 		return c
 	}
@@ -46,6 +47,7 @@ func (s *Session) nextChunk(p *path) *chunk {
 		}
 	}
 	s.send.markSent()
+	s.wakeWriter()
 	c.sentOn, c.sentAt = p, time.Now()
 	return c
 }
@@ -119,6 +121,7 @@ func (s *Session) nextRedundant(p *path) *chunk {
 		return nil
 	}
 	b.markSent()
+	s.wakeWriter()
 	p.cursor = c.end()
 	return c
 }

@@ -271,7 +271,7 @@ func (s *Session) Write(b []byte) (int, error) {
 			s.mu.Unlock()
 			return total, fmt.Errorf("mptp: write after close: %w", syscall.EPIPE)
 		}
-		if space := s.cfg.SendBuffer - s.send.buffered(); space > 0 {
+		if space := s.room(); space > 0 {
 			n := min(space, len(b))
 			s.send.append(b[:n], s.cfg.ChunkSize)
 			b = b[n:]
@@ -291,6 +291,52 @@ func (s *Session) Write(b []byte) (int, error) {
 	return total, nil
 }
 
+// room is how many bytes a writer may queue now: what the send buffer
+// has left, and no more than keeps the unsent backlog at pace. Called with
+// s.mu held.
+func (s *Session) room() int {
+	r, _ := s.roomPace()
+	return r
+}
+
+func (s *Session) roomPace() (room int, pace uint64) {
+	space := s.cfg.SendBuffer - s.send.buffered()
+	backlog, pace := s.send.backlog(), s.pace()
+	if backlog >= pace {
+		return 0, pace
+	}
+	return min(space, int(pace-backlog)), pace
+}
+
+// pace is how many unsent bytes the session keeps ahead of its paths:
+// enough that every path stays busy while the slowest one delivers a full
+// window (the earliest-completion rule needs that depth before it gives a
+// slow path anything), and little more, so that what is written next (a
+// tunnel's new stream) waits behind little. Called with s.mu held.
+func (s *Session) pace() uint64 {
+	var rate float64
+	var longest time.Duration
+	for _, p := range s.paths {
+		if p.usable() {
+			rate += p.est.speed()
+			longest = max(longest, p.est.arrival(p.est.cwnd()))
+		}
+	}
+	return max(minPace, uint64(2*rate*longest.Seconds()))
+}
+
+// minPace is the least backlog a writer may queue, also while no path is up.
+const minPace = 256 << 10
+
+// wakeWriter wakes a writer waiting for room once there is a fair amount,
+// not for every ACK or chunk sent: it then queues several chunks at once.
+// Called with s.mu held.
+func (s *Session) wakeWriter() {
+	if room, pace := s.roomPace(); room >= min(s.cfg.SendBuffer/8, int(pace/4)) {
+		signal(s.writable)
+	}
+}
+
 // waitWritable blocks until the send buffer has room, and returns an error
 // if the session cannot take more.
 func (s *Session) waitWritable() error {
@@ -304,7 +350,7 @@ func (s *Session) waitWritable() error {
 		case s.finReq:
 			s.mu.Unlock()
 			return fmt.Errorf("mptp: write after close: %w", syscall.EPIPE)
-		case s.send.buffered() < s.cfg.SendBuffer:
+		case s.room() > 0:
 			s.mu.Unlock()
 			return nil
 		}
