@@ -198,12 +198,18 @@ func (c *Client) newDial(cmd byte, target string) *dial.Dial {
 		Password: c.Password, Session: cfg, HandshakeTimeout: c.handshakeTimeout(), Logger: log})
 }
 
-// begin counts an opened session in Stats and Status, until it ends.
-func (c *Client) begin(sess *session.Session) {
+// begin counts an opened session in Stats and Status until it ends; the
+// channel is closed once its end is counted and logged.
+func (c *Client) begin(sess *session.Session) <-chan struct{} {
 	// Counted now, so that a tunnel's streams can be listed with it at
 	// once (stats.go).
 	c.obs.begin(sess)
-	go c.track(sess) // ends with the session
+	tracked := make(chan struct{})
+	go func() { // ends with the session
+		c.track(sess)
+		close(tracked)
+	}()
+	return tracked
 }
 
 func (c *Client) dialPaths() []dial.Path {

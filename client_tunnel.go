@@ -186,7 +186,7 @@ func (c *Client) runTunnel(ct *clientTunnel) {
 		c.rewarm(ctx)
 		return
 	}
-	c.begin(sess)
+	tracked := c.begin(sess)
 	ct.sess = sess
 	ct.t = mux.New(sess, mux.Config{Client: true, RTT: sess.RTT, Datagrams: sess, Logger: log, LocalAddr: Addr("client"),
 		Opened: func(_ *mux.Stream, remote bool) {
@@ -206,6 +206,7 @@ func (c *Client) runTunnel(ct *clientTunnel) {
 	c.forget(ct)
 	endSession(sess)
 	d.Wait()
+	<-tracked
 	log.Info("tunnel closed", "reason", ct.t.Err())
 	c.rewarm(ctx)
 }

@@ -700,7 +700,18 @@ func (t *Tunnel) writeLoop() {
 		}
 		buf = append(buf[:0], t.ctrl...)
 		t.ctrl = t.ctrl[:0]
-		buf = t.collect(buf)
+		limit := batchSize
+		if r, ok := t.conn.(roomer); ok && t.dataReady() {
+			t.mu.Unlock()
+			n, err := r.WaitRoom()
+			if err != nil {
+				t.fail(err)
+				return
+			}
+			limit = min(batchSize, max(n, minBatch))
+			t.mu.Lock()
+		}
+		buf = t.collect(buf, limit)
 		t.unlock()
 		if _, err := t.conn.Write(buf); err != nil {
 			t.fail(err)
@@ -713,22 +724,30 @@ func (t *Tunnel) dataReady() bool {
 	return t.credit.avail() > 0 && (t.sched.fresh.len() > 0 || t.sched.bulk.len() > 0)
 }
 
-// collect appends DATA frames to buf up to batchSize, the streams in the
+// roomer is a conn that says how much it takes now without holding it
+// (a session, which keeps little queued ahead of its paths).
+type roomer interface{ WaitRoom() (int, error) }
+
+// minBatch is the least DATA a write takes when the conn has little room:
+// fewer, larger writes.
+const minBatch = 16 << 10
+
+// collect appends DATA frames to buf up to limit bytes, the streams in the
 // scheduler's order. Called with t.mu held.
-func (t *Tunnel) collect(buf []byte) []byte {
+func (t *Tunnel) collect(buf []byte, limit int) []byte {
 	ok := func(it *schedItem) bool {
 		st := it.st
 		return st.state == stateOpen && st.sendq.len() > 0 && st.credit.avail() > 0
 	}
-	for len(buf) < batchSize && t.credit.avail() > 0 {
+	for len(buf) < limit && t.credit.avail() > 0 {
 		it, turn := t.sched.pop(ok)
 		if it == nil {
 			break
 		}
 		st := it.st
 		sent := 0
-		for turn > 0 && st.sendq.len() > 0 && len(buf) < batchSize {
-			n := min(st.sendq.len(), st.credit.avail(), t.credit.avail(), MaxData, turn)
+		for turn > 0 && st.sendq.len() > 0 && len(buf) < limit {
+			n := min(st.sendq.len(), st.credit.avail(), t.credit.avail(), MaxData, turn, limit-len(buf)+HeaderLen)
 			if n == 0 {
 				break
 			}

@@ -91,6 +91,13 @@ func (e *estimator) delivered(n uint64) {
 	}
 }
 
+// busy starts a sampling interval as an idle path is given data: the time
+// it sat idle says nothing of its rate, and a first sample over it would
+// make a fast path look slow.
+func (e *estimator) busy(now time.Time) {
+	e.acc, e.lastStamp = 0, now
+}
+
 // forget drops the measured rate, as after a stall.
 func (e *estimator) forget() {
 	e.rate, e.samples, e.next, e.acc = 0, [8]float64{}, 0, 0

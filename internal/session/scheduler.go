@@ -23,6 +23,9 @@ func (s *Session) nextChunk(p *path) *chunk {
 		p.est.full = true
 		return nil
 	}
+	if inflight == 0 {
+		p.est.busy(time.Now())
+	}
 	if s.cfg.Redundant {
 		return s.nextRedundant(p)
 	}

@@ -325,8 +325,9 @@ func (s *Session) pace() uint64 {
 	return max(minPace, uint64(2*rate*longest.Seconds()))
 }
 
-// minPace is the least backlog a writer may queue, also while no path is up.
-const minPace = 256 << 10
+// minPace is the least backlog a writer may queue, also while no path is
+// up: two full chunks.
+const minPace = 128 << 10
 
 // wakeWriter wakes a writer waiting for room once there is a fair amount,
 // not for every ACK or chunk sent: it then queues several chunks at once.
@@ -340,26 +341,36 @@ func (s *Session) wakeWriter() {
 // waitWritable blocks until the send buffer has room, and returns an error
 // if the session cannot take more.
 func (s *Session) waitWritable() error {
+	_, err := s.WaitRoom()
+	return err
+}
+
+// WaitRoom blocks until a writer may queue bytes and returns how many (see
+// room), or the error that keeps the session from taking more. A tunnel's
+// writer takes no more than that from its streams, so that what it holds
+// back stays in the streams' queues, where a new stream can pass it.
+func (s *Session) WaitRoom() (int, error) {
 	for {
 		s.mu.Lock()
 		switch {
 		case s.err != nil:
 			err := s.err
 			s.mu.Unlock()
-			return err
+			return 0, err
 		case s.finReq:
 			s.mu.Unlock()
-			return fmt.Errorf("mptp: write after close: %w", syscall.EPIPE)
-		case s.room() > 0:
+			return 0, fmt.Errorf("mptp: write after close: %w", syscall.EPIPE)
+		}
+		if n := s.room(); n > 0 {
 			s.mu.Unlock()
-			return nil
+			return n, nil
 		}
 		s.mu.Unlock()
 		select {
 		case <-s.writable:
 		case <-s.done:
 		case <-s.wdl.Done():
-			return os.ErrDeadlineExceeded
+			return 0, os.ErrDeadlineExceeded
 		}
 	}
 }
