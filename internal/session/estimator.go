@@ -91,11 +91,16 @@ func (e *estimator) delivered(n uint64) {
 	}
 }
 
-// busy starts a sampling interval as an idle path is given data: the time
-// it sat idle says nothing of its rate, and a first sample over it would
-// make a fast path look slow.
+// busy restarts the sampling interval as a path with nothing in flight is
+// given data, if nothing was delivered in it so far: then the interval was
+// idle time (since the path joined, or since the last sample), which says
+// nothing of the path's rate, and a first sample over it would make a fast
+// path look slow. An interval that carried data is kept: a path that
+// drains between bursts must still be sampled.
 func (e *estimator) busy(now time.Time) {
-	e.acc, e.lastStamp = 0, now
+	if e.acc == 0 {
+		e.lastStamp = now
+	}
 }
 
 // forget drops the measured rate, as after a stall.
