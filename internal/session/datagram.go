@@ -61,6 +61,7 @@ func (s *Session) SendDatagram(b []byte) error {
 	if s.readShut || s.ended {
 		return net.ErrClosed
 	}
+	s.active(time.Now())
 	first, second := s.datagramPaths()
 	if first == nil {
 		s.dgStats.Dropped++

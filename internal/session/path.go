@@ -305,6 +305,7 @@ func (p *path) handle(f wire.Frame, rb *reorder.Buf) *protoErr {
 	s := p.s
 	switch f.Type {
 	case wire.TypeData:
+		s.active(time.Now())
 		n := uint64(len(f.Payload))
 		p.rcvd += n
 		p.ctr.BytesReceived += n
@@ -363,6 +364,7 @@ func (p *path) handle(f wire.Frame, rb *reorder.Buf) *protoErr {
 	case wire.TypeRst:
 		s.resetLocked(f.Code, string(f.Payload), false)
 	case wire.TypeDatagram:
+		s.active(time.Now())
 		p.ctr.DatagramsReceived++
 		s.receiveDatagram(uint32(f.Seq), f.Payload)
 	case wire.TypePing:
@@ -545,8 +547,12 @@ func (p *path) collect(hdr []byte, bufs net.Buffers, writing []*chunk) ([]byte, 
 // seen at once, and while it carries data with no RTT measured yet. Once
 // measured, the ACKs of its DATA give RTT samples (rttMark), and a PING
 // per round trip on every busy path would cost a write and a PONG each.
+// A path of an idle session only keeps its connection alive.
 func (p *path) pingInterval() time.Duration {
 	if !p.stale && (p.est.measured || p.sent == p.delivered) {
+		if p.s.idle(time.Now()) {
+			return p.s.cfg.IdlePing
+		}
 		return p.s.cfg.PingInterval
 	}
 	return max(10*time.Millisecond, min(p.s.cfg.PingInterval, p.est.srtt, p.s.cfg.StaleFloor/2))

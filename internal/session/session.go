@@ -38,8 +38,14 @@ type Config struct {
 	// Linger bounds how long a closed session waits for the peer to
 	// finish. Default 30 s.
 	Linger time.Duration
-	// PingInterval is how often an idle path measures its RTT. Default 1 s.
+	// PingInterval is how often a path that carries no data of its own
+	// measures its RTT while the session is busy. Default 1 s.
 	PingInterval time.Duration
+	// IdlePing is how often a path pings once the session has carried no
+	// data for 3 PingIntervals: a keepalive that costs about 4 packets per
+	// interval. Data after such a spell probes every path at once.
+	// Default 15 PingIntervals.
+	IdlePing time.Duration
 	// StaleFloor is the least time a path may owe an answer before it is
 	// declared stale (the RTT sets it above this). Default 200 ms.
 	StaleFloor time.Duration
@@ -83,6 +89,9 @@ func (c *Config) defaults() {
 	if c.PingInterval <= 0 {
 		c.PingInterval = time.Second
 	}
+	if c.IdlePing <= 0 {
+		c.IdlePing = 15 * c.PingInterval
+	}
 	if c.StaleFloor <= 0 {
 		c.StaleFloor = 200 * time.Millisecond
 	}
@@ -107,11 +116,12 @@ type Session struct {
 	troubles map[string]*trouble
 	running  int // path goroutines alive
 
-	send      sendBuf
-	peerLimit uint64 // the peer accepts bytes below this offset
-	finReq    bool   // CloseWrite was called
-	finAcked  bool   // the peer has every byte up to send.end
-	writeShut bool
+	send       sendBuf
+	peerLimit  uint64    // the peer accepts bytes below this offset
+	lastActive time.Time // data last written or received (active)
+	finReq     bool      // CloseWrite was called
+	finAcked   bool      // the peer has every byte up to send.end
+	writeShut  bool
 
 	recv       *reorder.Buffer
 	peerFin    bool
@@ -274,6 +284,7 @@ func (s *Session) Write(b []byte) (int, error) {
 		if space := s.room(); space > 0 {
 			n := min(space, len(b))
 			s.send.append(b[:n], s.cfg.ChunkSize)
+			s.active(time.Now())
 			b = b[n:]
 			total += n
 			s.wakeSenders()
@@ -289,6 +300,26 @@ func (s *Session) Write(b []byte) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// active records that the session carries data now. After an idle spell
+// every path is probed at once: one that died while nothing was sent
+// would otherwise be found only once data waits on it. Called with s.mu
+// held.
+func (s *Session) active(now time.Time) {
+	if s.idle(now) {
+		for _, p := range s.paths {
+			p.lastPing = time.Time{}
+			signal(p.wake)
+		}
+	}
+	s.lastActive = now
+}
+
+// idle reports whether the session has carried no data for a while: its
+// paths then ping at the IdlePing interval. Called with s.mu held.
+func (s *Session) idle(now time.Time) bool {
+	return now.Sub(s.lastActive) > 3*s.cfg.PingInterval
 }
 
 // room is how many bytes a writer may queue now: what the send buffer
@@ -402,6 +433,7 @@ func (s *Session) ReadFrom(r io.Reader) (int64, error) {
 			if s.send.push(buf, n, s.cfg.ChunkSize) {
 				buf = nil // the chunk owns it now
 			}
+			s.active(time.Now())
 			s.wakeSenders()
 			s.mu.Unlock()
 			total += int64(n)
