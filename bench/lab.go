@@ -226,10 +226,37 @@ func (l *lab) quiet() error {
 	return fmt.Errorf("lab %s: the links are still busy after 15 s", l)
 }
 
-// sent is how many bytes the links' qdiscs have sent so far, both ways.
-func (l *lab) sent() (int64, error) {
+// fetchWire is fetch, with the bytes the server side put on the links for
+// it: counted from quiet links before to quiet links after, so that what
+// a contender still sends after the fetch closed (data in flight, copies)
+// is counted too.
+func (l *lab) fetchWire(o *opts, args ...string) (fetchResult, int64, error) {
+	if err := l.quiet(); err != nil {
+		return fetchResult{}, 0, err
+	}
+	before, err := l.sent(l.srv)
+	if err != nil {
+		return fetchResult{}, 0, err
+	}
+	res, err := fetch(o, l.cli, args...)
+	if err != nil {
+		return res, 0, err
+	}
+	if err := l.quiet(); err != nil {
+		return res, 0, err
+	}
+	after, err := l.sent(l.srv)
+	return res, after - before, err
+}
+
+// sent is how many bytes the qdiscs of the namespaces given (the links'
+// both ways when none) have sent so far.
+func (l *lab) sent(namespaces ...string) (int64, error) {
+	if len(namespaces) == 0 {
+		namespaces = []string{l.cli, l.srv}
+	}
 	var n int64
-	for _, ns := range []string{l.cli, l.srv} {
+	for _, ns := range namespaces {
 		out, err := run(ns, "tc", "-s", "qdisc", "show")
 		if err != nil {
 			return 0, err

@@ -154,11 +154,18 @@ func printTable(w io.Writer, rows []Row) {
 	fmt.Fprintln(w, "| group | case | what | value | ratio | target | met |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		ratio := ""
+		ratio, value := "", num(r.Value)
 		if r.Base != "" {
 			ratio = fmt.Sprintf("%.2f of %s", r.Ratio, r.Base)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s %s | %s | %s | %s |\n", r.Group, r.Case, r.What, num(r.Value), r.Unit, ratio, r.Target, r.Met)
+		if r.Unit == "bytes/byte" {
+			// Overheads of a fraction of a percent: four decimals.
+			value = fmt.Sprintf("%.4f", r.Value)
+			if r.Base != "" {
+				ratio = fmt.Sprintf("%.4f of %s", r.Ratio, r.Base)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s %s | %s | %s | %s |\n", r.Group, r.Case, r.What, value, r.Unit, ratio, r.Target, r.Met)
 	}
 }
 
@@ -191,6 +198,15 @@ func check(r *Row, min float64, target string) {
 	r.Target = target
 	r.Met = "no"
 	if r.Ratio >= min {
+		r.Met = "yes"
+	}
+}
+
+// checkAtMost marks r met when its ratio is at most max.
+func checkAtMost(r *Row, max float64, target string) {
+	r.Target = target
+	r.Met = "no"
+	if r.Ratio > 0 && r.Ratio <= max {
 		r.Met = "yes"
 	}
 }

@@ -100,16 +100,20 @@ type scalePlan struct {
 	idleSpan time.Duration // idle: CPU is measured over this
 	span     time.Duration // busy: how long RSS is sampled
 	tunnel   time.Duration // idle tunnel: CPU and segments are counted over this
-	runs     int
-	probe    int // connections opened and closed before the baseline
+	// tunnelWarm is how long the idle tunnel runs before it is counted:
+	// past its paths' first pings and the busy spell its first frames
+	// start (3 ping intervals: docs/PROTOCOL.md, 8.4).
+	tunnelWarm time.Duration
+	runs       int
+	probe      int // connections opened and closed before the baseline
 }
 
 func scaleCase(o *opts) (rows []Row, err error) {
 	p := scalePlan{idle: []int{1000, 10000}, busy: 1000, warm: time.Second, idleSpan: 5 * time.Second,
-		span: 2 * time.Second, tunnel: 10 * time.Second, runs: min(o.runs, 3), probe: 20}
+		span: 2 * time.Second, tunnel: 30 * time.Second, tunnelWarm: 5 * time.Second, runs: min(o.runs, 3), probe: 20}
 	if o.smoke {
 		p = scalePlan{idle: []int{50}, busy: 10, warm: 100 * time.Millisecond, idleSpan: 300 * time.Millisecond,
-			span: 200 * time.Millisecond, tunnel: time.Second, runs: 1, probe: 5}
+			span: 200 * time.Millisecond, tunnel: time.Second, tunnelWarm: 100 * time.Millisecond, runs: 1, probe: 5}
 	}
 	if p.runs < o.runs {
 		log.Printf("scale: %d runs of each case, not %d: each figure is a mean over thousands of connections already", p.runs, o.runs)
@@ -416,7 +420,7 @@ func scaleTunnelCase(o *opts, p scalePlan) ([]Row, error) {
 		}
 		err = func() error {
 			defer m.stop()
-			time.Sleep(p.warm) // past the paths' first pings
+			time.Sleep(p.tunnelWarm)
 			_, noSS := exec.LookPath("ss")
 			if noSS != nil && run == 0 {
 				log.Printf("scale: idle tunnel: no segment counts: no ss (iproute2)")
