@@ -58,9 +58,13 @@ type PathStats struct {
 	Name          string
 	BytesSent     uint64 // payload bytes, retransmissions included
 	BytesReceived uint64
-	Retransmitted uint64
-	Joins, Fails  uint64
-	Stalls        uint64 // times a path of this name went silent (stale)
+	// Retransmitted counts payload sent again: Rescued (copies of chunks
+	// another path still held) and re-sends after a path failed or stalled.
+	Retransmitted, Rescued uint64
+	// Duplicates counts payload received twice (the second copy dropped).
+	Duplicates   uint64
+	Joins, Fails uint64
+	Stalls       uint64 // times a path of this name went silent (stale)
 	// DatagramsSent and DatagramsReceived count UDP datagram frames,
 	// copies included.
 	DatagramsSent, DatagramsReceived uint64
@@ -70,6 +74,8 @@ func (p *PathStats) add(c session.Counters) {
 	p.BytesSent += c.BytesSent
 	p.BytesReceived += c.BytesReceived
 	p.Retransmitted += c.Retransmitted
+	p.Rescued += c.Rescued
+	p.Duplicates += c.Duplicates
 	p.Joins += c.Joins
 	p.Fails += c.Fails
 	p.Stalls += c.Stalls

@@ -40,6 +40,8 @@ func metrics(reports []SourceReport) []*family {
 		fails          = fam("mptp_path_failures_total", "counter", "Times a sub-connection of the path failed.")
 		joins          = fam("mptp_path_joins_total", "counter", "Sub-connections of the path that joined a session.")
 		stalls         = fam("mptp_path_stalls_total", "counter", "Times the path was found stale.")
+		rescued        = fam("mptp_path_rescued_bytes_total", "counter", "Payload bytes the path sent as copies of chunks another path still held (part of the retransmitted bytes).")
+		dups           = fam("mptp_path_duplicate_bytes_total", "counter", "Payload bytes the path received that had arrived already, dropped.")
 		open           = fam("mptp_sessions_open", "gauge", "Sessions open now.")
 		total          = fam("mptp_sessions_total", "counter", "Sessions opened since the start.")
 		refused        = fam("mptp_handshake_refusals_total", "counter", "Handshakes the server refused, by reason.")
@@ -62,6 +64,8 @@ func metrics(reports []SourceReport) []*family {
 			sent.add(pl, float64(p.BytesSent))
 			rcvd.add(pl, float64(p.BytesReceived))
 			retrans.add(pl, float64(p.Retransmitted))
+			rescued.add(pl, float64(p.Rescued))
+			dups.add(pl, float64(p.Duplicates))
 			fails.add(pl, float64(p.Fails))
 			joins.add(pl, float64(p.Joins))
 			stalls.add(pl, float64(p.Stalls))
@@ -77,7 +81,7 @@ func metrics(reports []SourceReport) []*family {
 			}
 		}
 	}
-	return []*family{sent, rcvd, retrans, rtt, state, fails, joins, stalls, open, total, refused, udp,
+	return []*family{sent, rcvd, retrans, rescued, dups, rtt, state, fails, joins, stalls, open, total, refused, udp,
 		streamsOpen, streamsTotal, streamsRefused}
 }
 

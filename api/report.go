@@ -45,6 +45,8 @@ type PathReport struct {
 	BytesSent     uint64  `json:"bytes_sent"`
 	BytesReceived uint64  `json:"bytes_received"`
 	Retransmitted uint64  `json:"retransmitted"`
+	Rescued       uint64  `json:"rescued"`    // of Retransmitted: copies of chunks another path held
+	Duplicates    uint64  `json:"duplicates"` // received twice, dropped
 	Joins         uint64  `json:"joins"`
 	Fails         uint64  `json:"fails"`
 	Stalls        uint64  `json:"stalls"`
@@ -130,5 +132,5 @@ func sourceReport(src Source, st mptp.Status) SourceReport {
 func pathReport(p mptp.PathStatus) PathReport {
 	return PathReport{Name: p.Name, State: p.State, Backup: p.Backup, RTTms: float64(p.RTT) / float64(time.Millisecond),
 		BytesSent: p.BytesSent, BytesReceived: p.BytesReceived, Retransmitted: p.Retransmitted,
-		Joins: p.Joins, Fails: p.Fails, Stalls: p.Stalls}
+		Rescued: p.Rescued, Duplicates: p.Duplicates, Joins: p.Joins, Fails: p.Fails, Stalls: p.Stalls}
 }

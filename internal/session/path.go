@@ -316,10 +316,14 @@ func (p *path) handle(f wire.Frame, rb *reorder.Buf) *protoErr {
 			// New bytes nobody will read; copies of old ones are normal.
 			return &protoErr{wire.RstClosed, "data after close"}
 		}
+		stored := s.recv.Next() + uint64(s.recv.Held())
 		got, err := s.recv.Insert(f.Seq, f.Payload, rb)
 		if err != nil {
 			return &protoErr{wire.RstWindow, err.Error()}
 		}
+		// Bytes the buffer had already: the second copy of a rescued or
+		// re-sent chunk.
+		p.ctr.Duplicates += n - (s.recv.Next() + uint64(s.recv.Held()) - stored)
 		if got > 0 {
 			signal(s.readable)
 		}

@@ -74,10 +74,17 @@ func (s *Session) primaryUp() bool {
 // rescue is for a path with room and nothing new to send (the window or
 // the send buffer is full, or the application is idle): then the receiver
 // may be waiting for a chunk that a slower or stalled path still carries.
-// It sends one copy of the oldest such chunk if this path would deliver it
-// clearly sooner, or if the chunk is overdue on its path; the receiver drops
-// whichever copy comes second. So a slow path never holds the stream back.
+// It sends one copy of the oldest such chunk when the chunk is overdue on
+// its path (that path is in trouble), or when this path would deliver it
+// clearly sooner and the wait costs throughput or completion: new data is
+// held back by the peer's window, or the stream is finishing. A chunk on a
+// healthy path that is merely slower is not copied while the application
+// just has nothing more to send: the copy would cost its bytes and gain
+// only a little latency. The receiver drops whichever copy comes second.
 func (s *Session) rescue(p *path, inflight uint64) *chunk {
+	// Unsent bytes that nextNew did not give out wait for the window.
+	blocked := s.send.backlog() > 0
+	urgent := blocked || s.finReq
 	mine := p.est.arrival(inflight)
 	for i, c := range s.send.chunks[:s.send.unsent] {
 		if i == rescueScan {
@@ -88,9 +95,10 @@ func (s *Session) rescue(p *path, inflight uint64) *chunk {
 			continue
 		}
 		due := q.est.dueBy(c.sentAt, mine)
-		if clearlySooner(mine, q.est.arrival(q.sent-q.delivered)) || !time.Now().Before(due) {
+		if urgent && clearlySooner(mine, q.est.arrival(q.sent-q.delivered)) || !time.Now().Before(due) {
 			c.copied = true
 			p.ctr.Retransmitted += uint64(len(c.data))
+			p.ctr.Rescued += uint64(len(c.data))
 			return c
 		}
 		if p.rescueAt.IsZero() || due.Before(p.rescueAt) {

@@ -338,13 +338,22 @@ func TestNextChunkRescue(t *testing.T) {
 		peerLimit uint64 // 0: no limit
 		want      []int  // indexes of the chunks copied, in order, then nil
 		rescueAt  int    // index of the chunk whose due time rescueAt holds; -1: zero
+		finishing bool   // CloseWrite was called
 	}{
 		{
-			name:     "oldest chunks on a slower path are copied",
+			name:      "finishing: the oldest chunks on a slower path are copied",
+			q:         slowPath,
+			chunks:    []sent{{on: "q"}, {on: "p"}, {on: "q"}},
+			finishing: true,
+			want:      []int{0, 2},
+			rescueAt:  -1,
+		},
+		{
+			name:     "nothing more to send, a slower healthy path: wait for the first due",
 			q:        slowPath,
 			chunks:   []sent{{on: "q"}, {on: "p"}, {on: "q"}},
-			want:     []int{0, 2},
-			rescueAt: -1,
+			want:     nil,
+			rescueAt: 0,
 		},
 		{
 			name:     "nothing clearly sooner: wait for the first due",
@@ -401,6 +410,7 @@ func TestNextChunkRescue(t *testing.T) {
 			if tc.peerLimit > 0 {
 				s.peerLimit = tc.peerLimit
 			}
+			s.finReq = tc.finishing
 			unsent := s.send.unsent
 			copied := uint64(0)
 			for _, i := range tc.want {
@@ -417,8 +427,8 @@ func TestNextChunkRescue(t *testing.T) {
 			if c := next(s, p); c != nil {
 				t.Fatalf("got chunk %d, want nil after %d copies", c.seq, len(tc.want))
 			}
-			if p.ctr.Retransmitted != copied {
-				t.Fatalf("Retransmitted %d, want %d", p.ctr.Retransmitted, copied)
+			if p.ctr.Retransmitted != copied || p.ctr.Rescued != copied {
+				t.Fatalf("Retransmitted %d, Rescued %d, want %d", p.ctr.Retransmitted, p.ctr.Rescued, copied)
 			}
 			if s.send.unsent != unsent {
 				t.Fatal("rescue changed what was sent")
@@ -442,6 +452,7 @@ func TestRescueScanBound(t *testing.T) {
 		want bool
 	}{{rescueScan - 1, true}, {rescueScan, false}} {
 		s := schedSession(t, Config{})
+		s.finReq = true // the last bytes: a copy is worth it
 		p, q := fastPath(s), slowPath(s)
 		queue(s, (rescueScan+4)*testChunk)
 		var target *chunk

@@ -674,9 +674,15 @@ type Counters struct {
 	Name          string
 	BytesSent     uint64 // DATA payload bytes, retransmissions included
 	BytesReceived uint64
-	Retransmitted uint64
-	Joins, Fails  uint64
-	Stalls        uint64 // times the path was found stale
+	// Retransmitted counts DATA payload sent again: Rescued (copies of
+	// chunks another path still held, section 6.6) and re-sends of what a
+	// failed or stale path carried.
+	Retransmitted, Rescued uint64
+	// Duplicates counts DATA payload received that was here already (the
+	// second copy of a rescued or re-sent chunk), dropped.
+	Duplicates   uint64
+	Joins, Fails uint64
+	Stalls       uint64 // times the path was found stale
 	// DatagramsSent and DatagramsReceived count DATAGRAM frames, copies
 	// included.
 	DatagramsSent, DatagramsReceived uint64
