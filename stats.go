@@ -355,4 +355,3 @@ func pathSummary(info session.Info) []string {
 	}
 	return out
 }
-
