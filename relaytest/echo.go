@@ -18,6 +18,18 @@ func Echo(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	Serve(t, ln, func(c *net.TCPConn) {
+		if _, err := io.Copy(c, c); err == nil {
+			c.CloseWrite()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// Serve runs handle for every TCP connection accepted on ln until the end
+// of the test, which closes ln and the connections and waits for the
+// handlers.
+func Serve(t testing.TB, ln net.Listener, handle func(*net.TCPConn)) {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -34,9 +46,7 @@ func Echo(t testing.TB) string {
 			mu.Unlock()
 			wg.Go(func() {
 				defer c.Close()
-				if _, err := io.Copy(c, c); err == nil {
-					c.(*net.TCPConn).CloseWrite()
-				}
+				handle(c.(*net.TCPConn))
 			})
 		}
 	})
@@ -49,7 +59,6 @@ func Echo(t testing.TB) string {
 		mu.Unlock()
 		wg.Wait()
 	})
-	return ln.Addr().String()
 }
 
 // RoundTrip sends size random bytes through c, a connection to an echo

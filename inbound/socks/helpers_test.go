@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"github.com/mptp/mptp/relaytest"
 	"io"
 	"log/slog"
 	"net"
@@ -106,37 +107,9 @@ func startSocks(t *testing.T, settings string, d inbound.Dialer) *proxy {
 }
 
 // serveTCP runs handle for every connection accepted on ln until the end of
-// the test, which closes ln and the connections and waits for the handlers.
+// the test.
 func serveTCP(t *testing.T, ln net.Listener, handle func(*net.TCPConn)) {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				handle(c.(*net.TCPConn))
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	relaytest.Serve(t, ln, handle)
 }
 
 // echoServer listens on address and sends every connection's bytes back,
